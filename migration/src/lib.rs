@@ -1,1 +1,20 @@
-//! placeholder
+//! Schema migrations of the Prefect server.
+//!
+//! Migrations are frozen history: they use string identifiers, never the
+//! entities of `prefect-storage`, and each runs inside a transaction on both
+//! SQLite and PostgreSQL. They run on server start (unless disabled) and from
+//! `prefect-server database upgrade|downgrade|reset`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+mod builders;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}

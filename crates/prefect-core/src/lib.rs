@@ -1,1 +1,157 @@
-//! placeholder
+//! The Prefect server's use cases.
+//!
+//! [`Core`] is what the API and the background services call: create and read
+//! flows and runs, propose states (orchestrated in one transaction with the
+//! rules of `prefect-orchestration` over `prefect-storage`), ingest logs and
+//! events, manage concurrency limits and leases, and record task runs from
+//! client events. Every write use case runs in a single write transaction;
+//! events are published after it commits.
+//!
+//! ```no_run
+//! # async fn demo() -> prefect_core::Result<()> {
+//! use prefect_core::{Core, CoreSettings};
+//! use prefect_storage::{Database, DatabaseOptions};
+//!
+//! let db = Database::connect(&DatabaseOptions::default()).await?;
+//! prefect_storage::migrate(&db).await?;
+//! let (core, _events) = Core::new(db, CoreSettings::default());
+//! let flows = core.read_flow_by_name("etl").await?;
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod artifacts;
+mod concurrency;
+mod error;
+pub mod events;
+mod flow_runs;
+mod flows;
+mod logs;
+mod orchestrate;
+mod recorder;
+mod task_runs;
+
+use std::sync::Arc;
+
+use prefect_domain::events::EventLimits;
+use prefect_orchestration::OrchestrationSettings;
+use prefect_storage::Database;
+use prefect_storage::concurrency::SlotWaits;
+use serde::Deserialize;
+
+pub use admin::ServerDefaultResultStorage;
+pub use concurrency::{AcquireMode, Acquired};
+pub use error::{Error, Result};
+pub use events::{EventBus, EventReceiver};
+pub use flow_runs::{FlowRunInput, SetStateOutcome};
+pub use recorder::TaskRunRecorder;
+
+/// What the caller told us about itself (from request headers).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// `X-PREFECT-API-VERSION`, e.g. `0.8.4`.
+    pub api_version: Option<String>,
+    /// The `prefect` package version from `User-Agent: prefect/3.9.1 (API 0.8.4)`.
+    pub client_version: Option<String>,
+}
+
+/// Settings of the use cases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CoreSettings {
+    /// Default and maximum `limit` of filter routes.
+    pub default_limit: u64,
+    /// Maximum serialized size of flow run parameters, in bytes.
+    pub max_parameter_size: usize,
+    /// Events the bus holds before producers wait.
+    pub event_queue_capacity: usize,
+    /// Longest wait before a caller of `POST /events` is told to retry (429).
+    pub event_publish_wait_seconds: f64,
+    pub tag_concurrency_slot_wait_seconds: f64,
+    pub maximum_concurrency_slot_wait_seconds: f64,
+    pub max_cache_key_length: usize,
+    pub deployment_concurrency_slot_wait_seconds: f64,
+    pub initial_deployment_lease_duration_seconds: f64,
+    pub max_flow_run_graph_nodes: usize,
+    pub max_flow_run_graph_artifacts: usize,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            default_limit: 200,
+            max_parameter_size: 512 * 1024,
+            event_queue_capacity: 50_000,
+            event_publish_wait_seconds: 5.0,
+            tag_concurrency_slot_wait_seconds: 10.0,
+            maximum_concurrency_slot_wait_seconds: 30.0,
+            max_cache_key_length: 2000,
+            deployment_concurrency_slot_wait_seconds: 30.0,
+            initial_deployment_lease_duration_seconds: 300.0,
+            max_flow_run_graph_nodes: 10_000,
+            max_flow_run_graph_artifacts: 10_000,
+        }
+    }
+}
+
+impl CoreSettings {
+    pub(crate) fn orchestration(&self) -> OrchestrationSettings {
+        OrchestrationSettings {
+            tag_concurrency_slot_wait_seconds: self.tag_concurrency_slot_wait_seconds,
+            max_cache_key_length: self.max_cache_key_length,
+            deployment_concurrency_slot_wait_seconds: self.deployment_concurrency_slot_wait_seconds,
+            initial_deployment_lease_duration_seconds: self.initial_deployment_lease_duration_seconds,
+        }
+    }
+
+    pub(crate) fn slot_waits(&self) -> SlotWaits {
+        SlotWaits { tag_limit_seconds: self.tag_concurrency_slot_wait_seconds, other_limit_seconds: self.maximum_concurrency_slot_wait_seconds }
+    }
+
+    /// Checks `limit` against the maximum page size, defaulting it when absent.
+    pub fn limit(&self, limit: Option<u64>) -> Result<u64> {
+        match limit {
+            None => Ok(self.default_limit),
+            Some(l) if l <= self.default_limit => Ok(l),
+            Some(_) => Err(Error::invalid("limit", format!("Input should be less than or equal to {}", self.default_limit))),
+        }
+    }
+}
+
+/// The server's use cases over one database and event bus. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Database,
+    bus: EventBus,
+    settings: CoreSettings,
+}
+
+impl Core {
+    /// A core over `db`; returns the receiving end of its event bus for the event pipeline.
+    pub fn new(db: Database, settings: CoreSettings) -> (Core, EventReceiver) {
+        let (bus, receiver) = EventBus::new(settings.event_queue_capacity, EventLimits::default());
+        (Core { inner: Arc::new(Inner { db, bus, settings }) }, receiver)
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    pub fn settings(&self) -> &CoreSettings {
+        &self.inner.settings
+    }
+
+    /// Whether the database answers (`/ready`).
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.db().ping().await?)
+    }
+}

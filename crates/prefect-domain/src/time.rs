@@ -33,6 +33,14 @@ pub fn from_seconds(seconds: f64) -> TimeDelta {
     TimeDelta::microseconds((seconds * 1e6).round() as i64)
 }
 
+/// A float number of seconds as a duration, keeping the sign.
+pub fn from_seconds_signed(seconds: f64) -> TimeDelta {
+    if !seconds.is_finite() {
+        return TimeDelta::zero();
+    }
+    TimeDelta::microseconds((seconds * 1e6).round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

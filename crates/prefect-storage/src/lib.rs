@@ -1,1 +1,69 @@
-//! placeholder
+//! Storage for the Prefect server on SeaORM, for SQLite and PostgreSQL.
+//!
+//! This crate owns the database: connecting ([`Database`]), migrating
+//! ([`migrate`]), the entities (which never leave the crate), and repository
+//! functions that read and write domain types from `prefect-domain`. Every
+//! repository function takes `&impl ConnectionTrait`, so the caller decides
+//! whether it runs inside a write transaction ([`Database::begin_write`]) or on
+//! the read pool ([`Database::reader`]).
+//!
+//! It knows nothing about orchestration or HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> prefect_storage::Result<()> {
+//! use prefect_storage::{Database, DatabaseOptions};
+//! let db = Database::connect(&DatabaseOptions { url: "sqlite:///tmp/prefect.db".into(), ..Default::default() }).await?;
+//! prefect_storage::migrate(&db).await?;
+//! let flow = prefect_storage::flows::read_by_name(db.reader(), "my-flow").await?;
+//! # Ok(()) }
+//! ```
+
+pub mod artifacts;
+pub mod blocks;
+pub mod concurrency;
+pub mod configuration;
+mod convert;
+pub mod db;
+pub mod deployments;
+mod entity;
+mod error;
+pub mod events;
+pub mod flow_run_inputs;
+pub mod flow_runs;
+pub mod flows;
+pub mod logs;
+pub mod query;
+pub mod task_runs;
+pub mod work_pools;
+
+pub use db::{Backend, Database, DatabaseOptions};
+pub use error::{Error, Result};
+pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+
+use prefect_migration::{Migrator, MigratorTrait};
+
+/// Commits a write transaction.
+pub async fn commit(txn: DatabaseTransaction) -> Result<()> {
+    txn.commit().await.map_err(Error::from_db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &Database) -> Result<()> {
+    Migrator::up(db.writer(), None).await.map_err(Error::from_db)
+}
+
+/// Reverts the last `steps` migrations (all with `None`).
+pub async fn downgrade(db: &Database, steps: Option<u32>) -> Result<()> {
+    Migrator::down(db.writer(), steps).await.map_err(Error::from_db)
+}
+
+/// Drops everything and migrates from scratch.
+pub async fn reset(db: &Database) -> Result<()> {
+    Migrator::fresh(db.writer()).await.map_err(Error::from_db)
+}
+
+/// Names of applied migrations, oldest first.
+pub async fn applied_migrations(db: &Database) -> Result<Vec<String>> {
+    let migrations = Migrator::get_applied_migrations(db.writer()).await.map_err(Error::from_db)?;
+    Ok(migrations.into_iter().map(|m| m.name().to_owned()).collect())
+}

@@ -1,0 +1,45 @@
+//! Server administration: the default result storage block.
+
+use prefect_domain::time;
+use prefect_storage::{blocks, configuration};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Core, Error, Result};
+
+const DEFAULT_RESULT_STORAGE_KEY: &str = "server-default-result-storage";
+
+/// Where clients persist results when they have no storage of their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerDefaultResultStorage {
+    pub default_result_storage_block_id: Option<Uuid>,
+}
+
+impl Core {
+    pub async fn read_default_result_storage(&self) -> Result<ServerDefaultResultStorage> {
+        let value = configuration::read(self.db().reader(), DEFAULT_RESULT_STORAGE_KEY).await?;
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
+    }
+
+    /// Sets the default; the block must exist and be able to write results.
+    pub async fn set_default_result_storage(&self, block_document_id: Uuid) -> Result<ServerDefaultResultStorage> {
+        let txn = self.db().begin_write().await?;
+        let capabilities = blocks::document_capabilities(&txn, block_document_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("Block document {block_document_id} not found.")))?;
+        if !capabilities.iter().any(|c| c == "write-path") {
+            return Err(Error::Invalid { field: None, message: format!("Block document {block_document_id} cannot be used for result storage.") });
+        }
+        let value = ServerDefaultResultStorage { default_result_storage_block_id: Some(block_document_id) };
+        configuration::write(&txn, DEFAULT_RESULT_STORAGE_KEY, serde_json::to_value(&value).unwrap_or_default(), time::now()).await?;
+        prefect_storage::commit(txn).await?;
+        Ok(value)
+    }
+
+    pub async fn clear_default_result_storage(&self) -> Result<()> {
+        let txn = self.db().begin_write().await?;
+        configuration::delete(&txn, DEFAULT_RESULT_STORAGE_KEY).await?;
+        prefect_storage::commit(txn).await?;
+        Ok(())
+    }
+}

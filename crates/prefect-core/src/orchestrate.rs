@@ -1,0 +1,316 @@
+//! State transitions: orchestration rules applied inside a storage transaction.
+//!
+//! All state changes go through [`set_flow_run_state`] or [`set_task_run_state`]:
+//! they lock the run, apply the policy through a [`TxnStore`] (the
+//! orchestration port over the open transaction), then write the new state and
+//! the run's bookkeeping in the same transaction.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use prefect_domain::concurrency::{ConcurrencyLease, ConcurrencyLeaseHolder, ConcurrencyLimitV2};
+use prefect_domain::flow_run::FlowRun;
+use prefect_domain::state::{OrchestrationResult, State, has_persisted_result};
+use prefect_domain::task_run::TaskRun;
+use prefect_domain::time::DateTime;
+use prefect_orchestration::store::{CollisionStrategy, DeploymentConcurrency, ParentFlowRun};
+use prefect_orchestration::{
+    Context, Effect, FlowPolicy, FlowRunData, OrchestrationSettings, OrchestrationStore, StoreError, TaskPolicy, TaskRunData, Version,
+};
+use prefect_storage::concurrency::SlotWaits;
+use prefect_storage::flow_runs::RunBookkeeping;
+use prefect_storage::{Backend, DatabaseTransaction, artifacts, concurrency, deployments, flow_runs, task_runs};
+use uuid::Uuid;
+
+use crate::{ClientInfo, Error, Result};
+
+/// The orchestration port over an open write transaction.
+pub(crate) struct TxnStore<'a> {
+    pub txn: &'a DatabaseTransaction,
+    pub backend: Backend,
+    pub waits: SlotWaits,
+    pub settings: &'a OrchestrationSettings,
+    pub now: DateTime,
+}
+
+type StoreResult<T> = std::result::Result<T, StoreError>;
+
+fn boxed(e: prefect_storage::Error) -> StoreError {
+    Box::new(e)
+}
+
+impl OrchestrationStore for TxnStore<'_> {
+    async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
+        flow_runs::state_timestamp_taken(self.txn, flow_run_id, timestamp).await.map_err(boxed)
+    }
+
+    async fn deployment_concurrency(&mut self, deployment_id: Uuid) -> StoreResult<Option<DeploymentConcurrency>> {
+        let Some((limit_id, options)) = deployments::read_concurrency(self.txn, deployment_id).await.map_err(boxed)? else {
+            return Ok(None);
+        };
+        let limit = match limit_id {
+            Some(id) => concurrency::read(self.txn, id).await.map_err(boxed)?,
+            None => None,
+        };
+        let collision_strategy = match options.as_ref().and_then(|o| o.get("collision_strategy")).and_then(|v| v.as_str()) {
+            Some("CANCEL_NEW") => CollisionStrategy::CancelNew,
+            _ => CollisionStrategy::Enqueue,
+        };
+        let grace_period_seconds = options.as_ref().and_then(|o| o.get("grace_period_seconds")).and_then(serde_json::Value::as_f64);
+        let limit = limit.map(|mut l| {
+            l.active_slots = concurrency::active_slots_now(&l, self.now);
+            l
+        });
+        Ok(Some(DeploymentConcurrency { limit, collision_strategy, grace_period_seconds }))
+    }
+
+    async fn read_limits_by_name(&mut self, names: &[String]) -> StoreResult<Vec<ConcurrencyLimitV2>> {
+        concurrency::read_by_names(self.txn, names).await.map_err(boxed)
+    }
+
+    async fn increment_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> StoreResult<bool> {
+        concurrency::increment(self.txn, self.backend, limit_ids, slots, &self.waits, self.now).await.map_err(boxed)
+    }
+
+    async fn decrement_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> StoreResult<()> {
+        concurrency::decrement(self.txn, self.backend, limit_ids, slots, None, &self.waits, self.now).await.map_err(boxed)
+    }
+
+    async fn create_lease(
+        &mut self,
+        limit_ids: &[Uuid],
+        slots: i64,
+        ttl_seconds: f64,
+        holder: Option<ConcurrencyLeaseHolder>,
+    ) -> StoreResult<Uuid> {
+        concurrency::create_lease(self.txn, limit_ids, slots, ttl_seconds, holder, self.now).await.map_err(boxed)
+    }
+
+    async fn read_lease(&mut self, lease_id: Uuid) -> StoreResult<Option<ConcurrencyLease>> {
+        concurrency::read_lease(self.txn, lease_id).await.map_err(boxed)
+    }
+
+    async fn renew_lease(&mut self, lease_id: Uuid, ttl_seconds: f64) -> StoreResult<bool> {
+        concurrency::renew_lease(self.txn, lease_id, ttl_seconds, self.now).await.map_err(boxed)
+    }
+
+    async fn revoke_lease(&mut self, lease_id: Uuid) -> StoreResult<()> {
+        concurrency::revoke_lease(self.txn, lease_id).await.map(|_| ()).map_err(boxed)
+    }
+
+    async fn leases_held_by(&mut self, limit_ids: &[Uuid], holder_id: Uuid) -> StoreResult<Vec<ConcurrencyLease>> {
+        concurrency::leases_held_by(self.txn, limit_ids, holder_id).await.map_err(boxed)
+    }
+
+    async fn read_cached_state(&mut self, cache_key: &str, now: DateTime) -> StoreResult<Option<State>> {
+        task_runs::read_cached_state(self.txn, cache_key, now).await.map_err(boxed)
+    }
+
+    async fn insert_cache_entry(&mut self, state: &State) -> StoreResult<()> {
+        let Some(key) = &state.state_details.cache_key else { return Ok(()) };
+        task_runs::insert_cache_entry(self.txn, key, state.state_details.cache_expiration, state.id, self.now).await.map_err(boxed)
+    }
+
+    async fn read_parent_flow_run(&mut self, flow_run_id: Uuid) -> StoreResult<Option<ParentFlowRun>> {
+        let run = flow_runs::read(self.txn, flow_run_id, self.now).await.map_err(boxed)?;
+        Ok(run.map(|r| ParentFlowRun { id: r.id, run_count: r.run_count, state: r.state }))
+    }
+
+    async fn delete_flow_run_inputs(&mut self, flow_run_id: Uuid, keys: &[String]) -> StoreResult<()> {
+        prefect_storage::flow_run_inputs::delete_keys(self.txn, flow_run_id, keys).await.map_err(boxed)
+    }
+
+    async fn set_subflow_parent_task_state(&mut self, task_run_id: Uuid, state: State) -> StoreResult<()> {
+        let ctx = TransitionContext { client: ClientInfo::default(), now: self.now, waits: self.waits, settings: self.settings.clone() };
+        // Boxed: a flow transition contains this task transition.
+        let fut: Pin<Box<dyn Future<Output = Result<Transition<TaskRun>>> + Send + '_>> =
+            Box::pin(set_task_run_state(self.txn, self.backend, &ctx, task_run_id, state, true));
+        match fut.await {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
+/// Everything a transition needs besides the transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct TransitionContext {
+    pub client: ClientInfo,
+    pub now: DateTime,
+    pub waits: SlotWaits,
+    pub settings: OrchestrationSettings,
+}
+
+/// The outcome of one transition.
+#[derive(Debug)]
+pub(crate) struct Transition<R> {
+    pub result: OrchestrationResult,
+    /// A new state row was written.
+    pub created: bool,
+    /// The run as it was before the transition.
+    pub run: R,
+    pub effects: Vec<Effect>,
+}
+
+fn flow_run_data(run: &FlowRun) -> FlowRunData {
+    FlowRunData {
+        id: run.id,
+        flow_id: run.flow_id,
+        name: run.name.clone(),
+        deployment_id: run.deployment_id,
+        parent_task_run_id: run.parent_task_run_id,
+        infrastructure_pid: run.infrastructure_pid.clone(),
+        run_count: run.run_count,
+        empirical_policy: run.empirical_policy.clone(),
+        state_type: run.state_type,
+        state_name: run.state_name.clone(),
+        state_timestamp: run.state.as_ref().map(|s| s.timestamp),
+        start_time: run.start_time,
+        end_time: run.end_time,
+        total_run_time: run.total_run_time,
+        expected_start_time: run.expected_start_time,
+        next_scheduled_start_time: run.next_scheduled_start_time,
+    }
+}
+
+fn task_run_data(run: &TaskRun) -> TaskRunData {
+    TaskRunData {
+        id: run.id,
+        flow_run_id: run.flow_run_id,
+        task_key: run.task_key.clone(),
+        tags: run.tags.clone(),
+        run_count: run.run_count,
+        flow_run_run_count: run.flow_run_run_count,
+        empirical_policy: run.empirical_policy.clone(),
+        state_type: run.state_type,
+        state_name: run.state_name.clone(),
+        state_timestamp: run.state.as_ref().map(|s| s.timestamp),
+        start_time: run.start_time,
+        end_time: run.end_time,
+        total_run_time: run.total_run_time,
+        expected_start_time: run.expected_start_time,
+        next_scheduled_start_time: run.next_scheduled_start_time,
+    }
+}
+
+fn bookkeeping_of(state_id: Option<Uuid>, d: &impl BookkeepingFields) -> RunBookkeeping {
+    d.bookkeeping(state_id)
+}
+
+trait BookkeepingFields {
+    fn bookkeeping(&self, state_id: Option<Uuid>) -> RunBookkeeping;
+}
+
+macro_rules! impl_bookkeeping {
+    ($t:ty) => {
+        impl BookkeepingFields for $t {
+            fn bookkeeping(&self, state_id: Option<Uuid>) -> RunBookkeeping {
+                RunBookkeeping {
+                    state_id,
+                    state_type: self.state_type,
+                    state_name: self.state_name.clone(),
+                    state_timestamp: self.state_timestamp,
+                    run_count: self.run_count,
+                    start_time: self.start_time,
+                    end_time: self.end_time,
+                    total_run_time: self.total_run_time,
+                    expected_start_time: self.expected_start_time,
+                    next_scheduled_start_time: self.next_scheduled_start_time,
+                }
+            }
+        }
+    };
+}
+impl_bookkeeping!(FlowRunData);
+impl_bookkeeping!(TaskRunData);
+
+fn configure<R>(ctx: &mut Context<R>, t: &TransitionContext) {
+    ctx.client_version = t.client.client_version.clone();
+    ctx.api_version = t.client.api_version.as_deref().and_then(Version::parse);
+    ctx.settings = t.settings.clone();
+}
+
+/// Proposes `state` for a flow run. `force` applies only the minimal policy.
+pub(crate) async fn set_flow_run_state(
+    txn: &DatabaseTransaction,
+    backend: Backend,
+    t: &TransitionContext,
+    flow_run_id: Uuid,
+    state: State,
+    force: bool,
+    policy: Option<FlowPolicy>,
+) -> Result<Transition<FlowRun>> {
+    let run = flow_runs::read_for_update(txn, backend, flow_run_id, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
+    let initial = run.state.clone();
+    let before = flow_run_data(&run);
+    let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
+    configure(&mut ctx, t);
+    let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now };
+    prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
+
+    let created = ctx.proposed_state.is_some();
+    if let (true, Some(validated)) = (created, &ctx.validated_state) {
+        let artifact = match &validated.data {
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, Some(run.id), None, t.now).await?),
+            _ => None,
+        };
+        flow_runs::insert_state(txn, run.id, validated, artifact, t.now).await?;
+        flow_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(Some(validated.id), &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+    } else if ctx.run != before {
+        flow_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(run.state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+    }
+    let mut after = run;
+    after.run_count = ctx.run.run_count;
+    Ok(Transition {
+        result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
+        created,
+        run: after,
+        effects: ctx.effects,
+    })
+}
+
+/// Proposes `state` for a task run. `force` applies only the minimal policy;
+/// deferred (background) task states always use the background policy.
+pub(crate) async fn set_task_run_state(
+    txn: &DatabaseTransaction,
+    backend: Backend,
+    t: &TransitionContext,
+    task_run_id: Uuid,
+    state: State,
+    force: bool,
+) -> Result<Transition<TaskRun>> {
+    let run = task_runs::read_for_update(txn, backend, task_run_id, t.now).await?.ok_or_else(|| Error::not_found("Task run not found"))?;
+    let initial = run.state.clone();
+    let before = task_run_data(&run);
+    let policy = if state.state_details.deferred == Some(true) {
+        TaskPolicy::Background
+    } else if force {
+        TaskPolicy::Minimal
+    } else {
+        TaskPolicy::Core
+    };
+    let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
+    configure(&mut ctx, t);
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now };
+    prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
+
+    let created = ctx.proposed_state.is_some();
+    if let (true, Some(validated)) = (created, &ctx.validated_state) {
+        let artifact = match &validated.data {
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, run.flow_run_id, Some(run.id), t.now).await?),
+            _ => None,
+        };
+        task_runs::insert_state(txn, run.id, validated, artifact, t.now).await?;
+        task_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(Some(validated.id), &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+    } else if ctx.run != before {
+        task_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(run.state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+    }
+    Ok(Transition {
+        result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
+        created,
+        run,
+        effects: ctx.effects,
+    })
+}
+

@@ -1,0 +1,151 @@
+//! Task run use cases.
+
+use prefect_domain::filters::RunFilters;
+use prefect_domain::flow_run::HistoryResponse;
+use prefect_domain::labels::KeyValueLabels;
+use prefect_domain::pagination::Paginated;
+use prefect_domain::sorts::TaskRunSort;
+use prefect_domain::state::{State, StateCreate};
+use prefect_domain::task_run::{TaskRun, TaskRunCreate, TaskRunUpdate};
+use prefect_domain::time::{self, DateTime};
+use prefect_orchestration::Effect;
+use prefect_storage::task_runs::{self, NewTaskRun};
+use prefect_storage::flow_runs;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::flow_runs::{bucket_history, history_window, random_name};
+use crate::orchestrate;
+use crate::{ClientInfo, Core, Error, Result, SetStateOutcome};
+
+impl Core {
+    /// Creates a task run, or returns the existing one with the same
+    /// `(flow_run_id, task_key, dynamic_key)` (`created` tells which).
+    pub async fn create_task_run(&self, create: TaskRunCreate, client: &ClientInfo) -> Result<(TaskRun, bool)> {
+        create.empirical_policy.validate()?;
+        if let Some(key) = &create.cache_key
+            && key.chars().count() > self.settings().max_cache_key_length
+        {
+            return Err(Error::invalid(
+                "cache_key",
+                format!("Cache key exceeded maximum allowed length of {} characters.", self.settings().max_cache_key_length),
+            ));
+        }
+        if let Some(labels) = &create.labels {
+            prefect_domain::labels::validate(labels, "labels")?;
+        }
+        let t = self.transition_context(client);
+        let txn = self.db().begin_write().await?;
+        if let Some(existing) = task_runs::find_by_natural_key(&txn, create.flow_run_id, &create.task_key, &create.dynamic_key, t.now).await? {
+            prefect_storage::commit(txn).await?;
+            return Ok((existing, false));
+        }
+        let mut labels: KeyValueLabels = KeyValueLabels::new();
+        if let Some(flow_run_id) = create.flow_run_id {
+            let flow_run = flow_runs::read(&txn, flow_run_id, t.now).await?.ok_or_else(|| {
+                Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
+            })?;
+            labels = flow_run.labels;
+            labels.insert("prefect.flow-run.id".to_owned(), Value::String(flow_run_id.to_string()));
+        }
+        if let Some(user) = &create.labels {
+            labels.extend(user.clone());
+        }
+        let id = create.id.unwrap_or_else(Uuid::now_v7);
+        let new = NewTaskRun {
+            id,
+            flow_run_id: create.flow_run_id,
+            name: create.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_name),
+            task_key: create.task_key.clone(),
+            dynamic_key: create.dynamic_key.clone(),
+            cache_key: create.cache_key.clone(),
+            cache_expiration: create.cache_expiration,
+            task_version: create.task_version.clone(),
+            empirical_policy: create.empirical_policy.clone().normalized(),
+            tags: create.tags.clone(),
+            labels: Some(labels),
+            task_inputs: create.task_inputs.clone(),
+        };
+        task_runs::insert(&txn, &new, t.now).await?;
+        let mut effects = Vec::new();
+        if let Some(state) = create.state.clone() {
+            let transition = orchestrate::set_task_run_state(&txn, self.db().backend(), &t, id, state.into_state(t.now), true).await?;
+            effects = transition.effects;
+        }
+        prefect_storage::commit(txn).await?;
+        self.after_task_transition(effects);
+        Ok((self.read_task_run(id).await?, true))
+    }
+
+    pub(crate) fn after_task_transition(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            if let Effect::TaskRunScheduled { task_run_id, task_key, .. } = effect {
+                tracing::debug!(%task_run_id, %task_key, "Background task run scheduled.");
+            }
+        }
+    }
+
+    pub async fn read_task_run(&self, id: Uuid) -> Result<TaskRun> {
+        task_runs::read(self.db().reader(), id, time::now()).await?.ok_or_else(|| Error::not_found("Task run not found"))
+    }
+
+    pub async fn filter_task_runs(&self, filters: &RunFilters, sort: TaskRunSort, limit: Option<u64>, offset: u64) -> Result<Vec<TaskRun>> {
+        let limit = self.settings().limit(limit)?;
+        Ok(task_runs::filter(self.db().reader(), self.db().backend(), filters, sort, limit, offset, time::now()).await?)
+    }
+
+    pub async fn count_task_runs(&self, filters: &RunFilters) -> Result<u64> {
+        Ok(task_runs::count(self.db().reader(), self.db().backend(), filters).await?)
+    }
+
+    pub async fn paginate_task_runs(&self, filters: &RunFilters, sort: TaskRunSort, limit: Option<u64>, page: u64) -> Result<Paginated<TaskRun>> {
+        let limit = self.settings().limit(limit)?;
+        let offset = Paginated::<TaskRun>::offset(page, limit);
+        let reader = self.db().reader();
+        let (results, count) = tokio::try_join!(
+            task_runs::filter(reader, self.db().backend(), filters, sort, limit, offset, time::now()),
+            task_runs::count(reader, self.db().backend(), filters)
+        )?;
+        Ok(Paginated::new(results, count, limit, page))
+    }
+
+    pub async fn update_task_run(&self, id: Uuid, update: TaskRunUpdate) -> Result<()> {
+        let name = update.name.unwrap_or_else(random_name);
+        let txn = self.db().begin_write().await?;
+        let updated = task_runs::update_name(&txn, id, &name, time::now()).await?;
+        prefect_storage::commit(txn).await?;
+        if updated { Ok(()) } else { Err(Error::not_found("Task run not found")) }
+    }
+
+    pub async fn delete_task_run(&self, id: Uuid) -> Result<()> {
+        let txn = self.db().begin_write().await?;
+        let deleted = task_runs::delete(&txn, id).await?;
+        prefect_storage::commit(txn).await?;
+        if deleted { Ok(()) } else { Err(Error::not_found("Task run not found")) }
+    }
+
+    /// Proposes a state for a task run (`POST /task_runs/{id}/set_state`).
+    pub async fn set_task_run_state(&self, id: Uuid, state: StateCreate, force: bool, client: &ClientInfo) -> Result<SetStateOutcome> {
+        let t = self.transition_context(client);
+        let proposed = state.into_state(t.now);
+        let txn = self.db().begin_write().await?;
+        let transition = orchestrate::set_task_run_state(&txn, self.db().backend(), &t, id, proposed, force).await?;
+        prefect_storage::commit(txn).await?;
+        self.after_task_transition(transition.effects);
+        Ok(SetStateOutcome { result: transition.result, created: transition.created })
+    }
+
+    pub async fn read_task_run_state(&self, id: Uuid) -> Result<State> {
+        task_runs::read_state(self.db().reader(), id).await?.ok_or_else(|| Error::not_found("Task run state not found"))
+    }
+
+    pub async fn task_run_states(&self, task_run_id: Uuid) -> Result<Vec<State>> {
+        Ok(task_runs::states_of(self.db().reader(), task_run_id).await?)
+    }
+
+    pub async fn task_run_history(&self, start: DateTime, end: DateTime, interval_seconds: f64, filters: &RunFilters) -> Result<Vec<HistoryResponse>> {
+        let Some((count, end)) = history_window(start, end, interval_seconds)? else { return Ok(Vec::new()) };
+        let rows = task_runs::history_rows(self.db().reader(), self.db().backend(), filters, start, end).await?;
+        Ok(bucket_history(rows, start, interval_seconds, count, time::now()))
+    }
+}

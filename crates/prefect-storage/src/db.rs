@@ -1,0 +1,244 @@
+//! Connecting to SQLite or PostgreSQL, and opening write transactions.
+//!
+//! SQLite allows one writer at a time. Rather than letting concurrent writers
+//! collide ("database is locked"), every write goes through a single-connection
+//! write pool, and each write transaction starts with `BEGIN IMMEDIATE` so a
+//! read-then-write can never be refused halfway. Reads use a separate pool of
+//! read-only connections, which WAL lets run beside the writer. PostgreSQL uses
+//! one pool for both, with row locks (`SELECT … FOR UPDATE`) taken by the
+//! callers that read before they write.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to connect, as configured by the server (Prefect's database settings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseOptions {
+    /// `sqlite:///path`, `sqlite+aiosqlite:///path`, `postgres://…` or `postgresql+asyncpg://…`.
+    pub url: String,
+    /// Connections for PostgreSQL (and read connections for SQLite).
+    pub pool_size: u32,
+    /// Seconds to wait for a connection before answering 503.
+    pub pool_timeout_seconds: f64,
+    /// Seconds to wait to connect.
+    pub connect_timeout_seconds: f64,
+    /// Statement timeout on PostgreSQL, seconds (0 disables).
+    pub statement_timeout_seconds: f64,
+    /// How long SQLite waits on a lock held by another process, seconds.
+    pub sqlite_busy_timeout_seconds: f64,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            url: "sqlite://prefect.db".to_owned(),
+            pool_size: 8,
+            pool_timeout_seconds: 30.0,
+            connect_timeout_seconds: 5.0,
+            statement_timeout_seconds: 0.0,
+            sqlite_busy_timeout_seconds: 60.0,
+        }
+    }
+}
+
+/// A URL in the form sqlx understands, with its backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedUrl {
+    pub backend: Backend,
+    pub url: String,
+    /// The SQLite file, when the URL names one.
+    pub sqlite_path: Option<PathBuf>,
+}
+
+/// Accepts Prefect's SQLAlchemy URLs (`sqlite+aiosqlite:///…`, `postgresql+asyncpg://…`)
+/// as well as plain `sqlite://` and `postgres://` URLs.
+pub fn normalize_url(url: &str) -> Result<NormalizedUrl> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::InvalidUrl(url.to_owned()))?;
+    let driverless = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
+    match driverless.as_str() {
+        "sqlite" => {
+            // SQLAlchemy (`sqlite+aiosqlite:///relative`, `…:////absolute`) puts one
+            // extra slash before the path; sqlx (`sqlite://path`, `sqlite:///absolute`) does not.
+            let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+            let path = if scheme.contains('+') { path.strip_prefix('/').unwrap_or(path) } else { path };
+            let path = if path.is_empty() || path == ":memory:" { ":memory:".to_owned() } else { path.to_owned() };
+            let sqlite_path = (path != ":memory:").then(|| PathBuf::from(&path));
+            let mut params: Vec<&str> = query.map(|q| q.split('&').filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+            if !params.iter().any(|p| p.starts_with("mode=")) && sqlite_path.is_some() {
+                params.push("mode=rwc");
+            }
+            let query = if params.is_empty() { String::new() } else { format!("?{}", params.join("&")) };
+            Ok(NormalizedUrl { backend: Backend::Sqlite, url: format!("sqlite://{path}{query}"), sqlite_path })
+        }
+        "postgres" | "postgresql" => Ok(NormalizedUrl { backend: Backend::Postgres, url: format!("postgres://{rest}"), sqlite_path: None }),
+        _ => Err(Error::InvalidUrl(url.to_owned())),
+    }
+}
+
+/// Connections to the server's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects with the options; creates the SQLite file and its directory if needed.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Database> {
+        let normalized = normalize_url(&options.url)?;
+        match normalized.backend {
+            Backend::Sqlite => {
+                if let Some(parent) = normalized.sqlite_path.as_ref().and_then(|p| p.parent())
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::Io(e.to_string()))?;
+                }
+                let write = Self::sqlite_pool(&normalized.url, options, 1, false).await?;
+                let read = if normalized.sqlite_path.is_some() {
+                    Self::sqlite_pool(&normalized.url, options, options.pool_size.max(1), true).await?
+                } else {
+                    // An in-memory database exists per connection: reads must share the writer.
+                    write.clone()
+                };
+                Ok(Database { read, write, backend: Backend::Sqlite })
+            }
+            Backend::Postgres => {
+                let mut opt = ConnectOptions::new(normalized.url.clone());
+                opt.max_connections(options.pool_size.max(2))
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
+                    .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
+                    .sqlx_logging(false);
+                let statement_timeout = options.statement_timeout_seconds;
+                opt.map_sqlx_postgres_opts(move |o| {
+                    let o = o.application_name("prefect-server");
+                    if statement_timeout > 0.0 {
+                        o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))])
+                    } else {
+                        o
+                    }
+                });
+                let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
+                Ok(Database { read: pool.clone(), write: pool, backend: Backend::Postgres })
+            }
+        }
+    }
+
+    async fn sqlite_pool(url: &str, options: &DatabaseOptions, size: u32, read_only: bool) -> Result<DatabaseConnection> {
+        let mut opt = ConnectOptions::new(url.to_owned());
+        opt.max_connections(size)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
+            .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
+            .sqlx_logging(false);
+        let busy = Duration::from_secs_f64(options.sqlite_busy_timeout_seconds);
+        opt.map_sqlx_sqlite_opts(move |o| {
+            // Prefect's own SQLite settings (server/database/configurations.py).
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy)
+                .foreign_keys(true)
+                .pragma("cache_size", "-20000")
+                .pragma("temp_store", "memory")
+                .read_only(read_only)
+        });
+        sea_orm::Database::connect(opt).await.map_err(Error::from_db)
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// SeaORM's name for the backend (for building statements).
+    pub fn database_backend(&self) -> DatabaseBackend {
+        match self.backend {
+            Backend::Sqlite => DatabaseBackend::Sqlite,
+            Backend::Postgres => DatabaseBackend::Postgres,
+        }
+    }
+
+    /// The connection pool for reads.
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.read
+    }
+
+    /// The connection pool for schema changes and single-statement writes.
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.write
+    }
+
+    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = match self.backend {
+            Backend::Sqlite => TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() },
+            Backend::Postgres => TransactionOptions::default(),
+        };
+        self.write.begin_with_options(options).await.map_err(Error::from_db)
+    }
+
+    /// Opens a read-only transaction, for reads that must see one snapshot.
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction> {
+        self.read.begin().await.map_err(Error::from_db)
+    }
+
+    /// Checks that the database answers (`/ready`).
+    pub async fn ping(&self) -> Result<()> {
+        self.read.execute_unprepared("SELECT 1").await.map_err(Error::from_db)?;
+        Ok(())
+    }
+
+    /// Closes the pools.
+    pub async fn close(self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            self.read.close().await.map_err(Error::from_db)?;
+        }
+        self.write.close().await.map_err(Error::from_db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefect_urls_are_accepted() {
+        let u = normalize_url("sqlite+aiosqlite:////home/u/.prefect/prefect.db").unwrap();
+        assert_eq!(u.backend, Backend::Sqlite);
+        assert_eq!(u.url, "sqlite:///home/u/.prefect/prefect.db?mode=rwc");
+        assert_eq!(u.sqlite_path, Some(PathBuf::from("/home/u/.prefect/prefect.db")));
+
+        let u = normalize_url("sqlite+aiosqlite:///rel/prefect.db").unwrap();
+        assert_eq!(u.sqlite_path, Some(PathBuf::from("rel/prefect.db")));
+
+        let u = normalize_url("sqlite:///tmp/x.db").unwrap();
+        assert_eq!(u.url, "sqlite:///tmp/x.db?mode=rwc");
+        assert_eq!(u.sqlite_path, Some(PathBuf::from("/tmp/x.db")));
+
+        let u = normalize_url("postgresql+asyncpg://postgres@127.0.0.1:5432/prefect").unwrap();
+        assert_eq!(u.backend, Backend::Postgres);
+        assert_eq!(u.url, "postgres://postgres@127.0.0.1:5432/prefect");
+
+        assert!(normalize_url("mysql://x").is_err());
+        assert!(normalize_url("nonsense").is_err());
+    }
+}

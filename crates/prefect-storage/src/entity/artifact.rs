@@ -1,0 +1,27 @@
+//! The `artifact` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "artifact")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub created: DateTimeUtc,
+    pub updated: DateTimeUtc,
+    pub key: Option<String>,
+    pub task_run_id: Option<Uuid>,
+    pub flow_run_id: Option<Uuid>,
+    #[sea_orm(column_name = "type")]
+    pub kind: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub data: Option<Json>,
+    pub description: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub metadata_: Option<Json>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,20 @@
+//! The `block_schema_reference` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "block_schema_reference")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub created: DateTimeUtc,
+    pub updated: DateTimeUtc,
+    pub name: String,
+    pub parent_block_schema_id: Uuid,
+    pub reference_block_schema_id: Uuid,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

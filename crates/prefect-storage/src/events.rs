@@ -1,0 +1,392 @@
+//! Events and the resources they involve.
+//!
+//! Each event is one `events` row plus one `event_resources` row per resource
+//! it involves (role `""` for its own resource), which is what related-resource
+//! filters search.
+
+use std::collections::{BTreeMap, HashSet};
+
+use prefect_domain::events::{EventFilter, EventOrder, ReceivedEvent, Resource, ResourceSpecification, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE};
+use prefect_domain::time::DateTime;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Value,
+};
+use uuid::Uuid;
+
+use crate::convert::{from_json, json_object, to_json};
+use crate::db::Backend;
+use crate::entity::{event_resources, events};
+use crate::Result;
+
+/// Events per multi-row INSERT (12 columns each, under SQLite's parameter limit).
+const EVENT_CHUNK: usize = 500;
+/// Resource rows per multi-row INSERT (8 columns each).
+const RESOURCE_CHUNK: usize = 1000;
+
+/// Inserts events not already stored (by id) with their resource rows; returns how many were new.
+pub async fn insert_many(c: &impl ConnectionTrait, batch: &[ReceivedEvent], now: DateTime) -> Result<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut seen = HashSet::with_capacity(batch.len());
+    let unique: Vec<&ReceivedEvent> = batch.iter().filter(|e| seen.insert(e.id)).collect();
+    let mut existing: HashSet<Uuid> = HashSet::new();
+    for ids in unique.chunks(EVENT_CHUNK) {
+        let found: Vec<Uuid> = events::Entity::find()
+            .select_only()
+            .column(events::Column::Id)
+            .filter(events::Column::Id.is_in(ids.iter().map(|e| e.id)))
+            .into_tuple()
+            .all(c)
+            .await?;
+        existing.extend(found);
+    }
+    let fresh: Vec<&ReceivedEvent> = unique.into_iter().filter(|e| !existing.contains(&e.id)).collect();
+    for chunk in fresh.chunks(EVENT_CHUNK) {
+        let models = chunk.iter().map(|e| events::ActiveModel {
+            id: Set(e.id),
+            created: Set(now),
+            updated: Set(now),
+            occurred: Set(e.occurred),
+            event: Set(e.event.clone()),
+            resource_id: Set(e.resource.id().to_owned()),
+            resource: Set(to_json(&e.resource)),
+            related_resource_ids: Set(to_json(&e.related.iter().map(|r| r.id()).collect::<Vec<_>>())),
+            related: Set(to_json(&e.related)),
+            payload: Set(serde_json::Value::Object(e.payload.clone())),
+            received: Set(e.received),
+            recorded: Set(now),
+            follows: Set(e.follows),
+        });
+        events::Entity::insert_many(models)
+            .on_conflict(OnConflict::column(events::Column::Id).do_nothing().to_owned())
+            .exec_without_returning(c)
+            .await?;
+    }
+    let resources: Vec<event_resources::ActiveModel> = fresh
+        .iter()
+        .flat_map(|e| {
+            std::iter::once((e, &e.resource, "")).chain(e.related.iter().map(move |r| (e, r, r.role()))).map(move |(e, r, role)| {
+                let mut labels = r.0.clone();
+                labels.remove(RESOURCE_ID);
+                labels.remove(RESOURCE_ROLE);
+                event_resources::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    created: Set(now),
+                    updated: Set(now),
+                    occurred: Set(e.occurred),
+                    resource_id: Set(r.id().to_owned()),
+                    resource_role: Set(role.to_owned()),
+                    resource: Set(to_json(&labels)),
+                    event_id: Set(e.id),
+                }
+            })
+        })
+        .collect();
+    for chunk in resources.chunks(RESOURCE_CHUNK) {
+        event_resources::Entity::insert_many(chunk.to_vec()).exec_without_returning(c).await?;
+    }
+    Ok(fresh.len())
+}
+
+fn label_sql(backend: Backend, column_sql: &str, label: &str) -> (String, Value) {
+    match backend {
+        Backend::Postgres => (format!("({column_sql} ->> $1)"), Value::from(label.to_owned())),
+        Backend::Sqlite => (format!("json_extract({column_sql}, ?)"), Value::from(format!("$.\"{label}\""))),
+    }
+}
+
+/// One label matcher: exact value, `prefix*`, or either negated with `!`.
+fn match_expression(backend: Backend, sql: &str, param: Option<Value>, expected: &str) -> Expr {
+    let (negated, pattern) = match expected.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, expected),
+    };
+    let (op, value) = match pattern.strip_suffix('*') {
+        Some(prefix) => ("LIKE", format!("{prefix}%")),
+        None => ("=", pattern.to_owned()),
+    };
+    let not = if negated { "NOT " } else { "" };
+    let mut values: Vec<Value> = param.into_iter().collect();
+    let placeholder = match backend {
+        Backend::Postgres => format!("${}", values.len() + 1),
+        Backend::Sqlite => "?".to_owned(),
+    };
+    values.push(Value::from(value));
+    Expr::cust_with_values(format!("{not}({sql} {op} {placeholder})"), values)
+}
+
+fn labels_condition(backend: Backend, column_sql: &str, id_column_sql: &str, spec: &ResourceSpecification) -> Condition {
+    let mut all = Condition::all();
+    for (label, expected) in &spec.0 {
+        let values = expected.values();
+        if values.is_empty() {
+            all = all.add(Expr::cust("1 = 0"));
+            continue;
+        }
+        let (positive, negative): (Vec<&str>, Vec<&str>) = values.into_iter().partition(|v| !v.starts_with('!'));
+        let (sql, param) = if label == RESOURCE_ID { (id_column_sql.to_owned(), None) } else {
+            let (sql, param) = label_sql(backend, column_sql, label);
+            (sql, Some(param))
+        };
+        if !positive.is_empty() {
+            let mut any = Condition::any();
+            for p in positive {
+                any = any.add(match_expression(backend, &sql, param.clone(), p));
+            }
+            all = all.add(any);
+        }
+        for n in negative {
+            all = all.add(match_expression(backend, &sql, param.clone(), n));
+        }
+    }
+    all
+}
+
+fn resource_rows(condition: Condition) -> sea_orm::sea_query::SelectStatement {
+    event_resources::Entity::find().select_only().column(event_resources::Column::EventId).filter(condition).into_query()
+}
+
+/// The SQL conditions of an event filter.
+pub fn condition(backend: Backend, filter: &EventFilter, now: DateTime) -> Condition {
+    use events::Column as C;
+    let (since, until) = filter.window(now);
+    let mut cond = Condition::all().add(C::Occurred.gte(since)).add(C::Occurred.lte(until));
+    let window = || Condition::all().add(event_resources::Column::Occurred.gte(since)).add(event_resources::Column::Occurred.lte(until));
+    if let Some(name) = &filter.event {
+        if let Some(prefixes) = &name.prefix {
+            let mut any = Condition::any().add(Expr::cust("1 = 0"));
+            for p in prefixes {
+                any = any.add(C::Event.starts_with(p));
+            }
+            cond = cond.add(any);
+        }
+        if let Some(prefixes) = &name.exclude_prefix {
+            for p in prefixes {
+                cond = cond.add(C::Event.starts_with(p).not());
+            }
+        }
+        if let Some(names) = &name.name {
+            cond = cond.add(C::Event.is_in(names.iter().cloned()));
+        }
+        if let Some(names) = &name.exclude_name {
+            cond = cond.add(C::Event.is_not_in(names.iter().cloned()));
+        }
+    }
+    if let Some(resource) = &filter.resource {
+        if let Some(ids) = &resource.id {
+            cond = cond.add(C::ResourceId.is_in(ids.iter().cloned()));
+        }
+        if let Some(prefixes) = &resource.id_prefix {
+            let mut any = Condition::any().add(Expr::cust("1 = 0"));
+            for p in prefixes {
+                any = any.add(C::ResourceId.starts_with(p));
+            }
+            cond = cond.add(any);
+        }
+        if let Some(labels) = &resource.labels {
+            cond = cond.add(labels_condition(backend, "\"events\".\"resource\"", "\"events\".\"resource_id\"", labels));
+        }
+    }
+    if let Some(related) = &filter.related {
+        for f in related.as_slice() {
+            use event_resources::Column as R;
+            let mut rows = window();
+            let mut constrained = false;
+            if let Some(ids) = &f.id {
+                rows = rows.add(R::ResourceId.is_in(ids.iter().cloned()));
+                constrained = true;
+            }
+            if let Some(roles) = &f.role {
+                rows = rows.add(R::ResourceRole.is_in(roles.iter().cloned()));
+                constrained = true;
+            }
+            if let Some(pairs) = &f.resources_in_roles {
+                let mut any = Condition::any().add(Expr::cust("1 = 0"));
+                for (id, role) in pairs {
+                    any = any.add(Condition::all().add(R::ResourceId.eq(id.clone())).add(R::ResourceRole.eq(role.clone())));
+                }
+                rows = rows.add(any);
+                constrained = true;
+            }
+            if let Some(labels) = &f.labels {
+                let mut spec = labels.clone();
+                if let Some(roles) = spec.0.remove(RESOURCE_ROLE) {
+                    rows = rows.add(R::ResourceRole.is_in(roles.values().into_iter().map(str::to_owned)));
+                }
+                rows = rows.add(labels_condition(backend, "\"event_resources\".\"resource\"", "\"event_resources\".\"resource_id\"", &spec));
+                constrained = true;
+            }
+            if constrained {
+                if f.role.is_none() {
+                    rows = rows.add(R::ResourceRole.ne(""));
+                }
+                cond = cond.add(C::Id.in_subquery(resource_rows(rows)));
+            }
+        }
+    }
+    if let Some(any_resource) = &filter.any_resource {
+        for f in any_resource.as_slice() {
+            use event_resources::Column as R;
+            let mut rows = window();
+            if let Some(ids) = &f.id {
+                rows = rows.add(R::ResourceId.is_in(ids.iter().cloned()));
+            }
+            if let Some(prefixes) = &f.id_prefix {
+                let mut any = Condition::any().add(Expr::cust("1 = 0"));
+                for p in prefixes {
+                    any = any.add(R::ResourceId.starts_with(p));
+                }
+                rows = rows.add(any);
+            }
+            if let Some(labels) = &f.labels {
+                let mut spec = labels.clone();
+                if let Some(roles) = spec.0.remove(RESOURCE_ROLE) {
+                    rows = rows.add(R::ResourceRole.is_in(roles.values().into_iter().map(str::to_owned)));
+                }
+                rows = rows.add(labels_condition(backend, "\"event_resources\".\"resource\"", "\"event_resources\".\"resource_id\"", &spec));
+            }
+            cond = cond.add(C::Id.in_subquery(resource_rows(rows)));
+        }
+    }
+    if let Some(ids) = filter.id.as_ref().and_then(|f| f.id.as_ref()) {
+        cond = cond.add(C::Id.is_in(ids.iter().copied()));
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", text.query);
+        let (op, ph) = match backend {
+            Backend::Postgres => ("ILIKE", "$1"),
+            Backend::Sqlite => ("LIKE", "?"),
+        };
+        let cast = match backend {
+            Backend::Postgres => "CAST(\"events\".\"payload\" AS TEXT)",
+            Backend::Sqlite => "\"events\".\"payload\"",
+        };
+        let mut any = Condition::any();
+        for column in ["\"events\".\"event\"", "\"events\".\"resource_id\"", cast] {
+            any = any.add(Expr::cust_with_values(format!("{column} {op} {ph}"), [pattern.clone()]));
+        }
+        cond = cond.add(any);
+    }
+    cond
+}
+
+fn to_event(model: events::Model) -> Result<ReceivedEvent> {
+    Ok(ReceivedEvent {
+        occurred: model.occurred,
+        event: model.event,
+        resource: from_json::<Resource>(model.resource, "resource")?,
+        related: from_json::<Vec<Resource>>(model.related, "related")?,
+        payload: json_object(model.payload),
+        id: model.id,
+        follows: model.follows,
+        received: model.received,
+    })
+}
+
+/// One page of events matching the filter, and how many match in all.
+pub async fn query(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filter: &EventFilter,
+    limit: u64,
+    offset: u64,
+    now: DateTime,
+) -> Result<(Vec<ReceivedEvent>, u64)> {
+    let cond = condition(backend, filter, now);
+    let total = events::Entity::find().filter(cond.clone()).count(c).await?;
+    let order = match filter.order {
+        EventOrder::Asc => Order::Asc,
+        EventOrder::Desc => Order::Desc,
+    };
+    let models = events::Entity::find()
+        .filter(cond)
+        .order_by(events::Column::Occurred, order.clone())
+        .order_by(events::Column::Id, order)
+        .limit(limit)
+        .offset(offset)
+        .all(c)
+        .await?;
+    let events = models.into_iter().map(to_event).collect::<Result<Vec<_>>>()?;
+    Ok((events, total))
+}
+
+/// Per-value counts for `count-by/event` and `count-by/resource`: `(value, label, count, first, last)`.
+pub async fn count_by_column(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filter: &EventFilter,
+    by_resource: bool,
+    now: DateTime,
+) -> Result<Vec<(String, String, u64, DateTime, DateTime)>> {
+    let cond = condition(backend, filter, now);
+    let column = if by_resource { events::Column::ResourceId } else { events::Column::Event };
+    let rows: Vec<(String, i64, DateTime, DateTime)> = events::Entity::find()
+        .select_only()
+        .column(column)
+        .column_as(Expr::col(events::Column::Id).count(), "count")
+        .column_as(Expr::col(events::Column::Occurred).min(), "oldest")
+        .column_as(Expr::col(events::Column::Occurred).max(), "latest")
+        .filter(cond.clone())
+        .group_by(column)
+        .into_tuple()
+        .all(c)
+        .await?;
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    if by_resource && !rows.is_empty() {
+        // Label each resource by the name on its most recent event.
+        let named: Vec<(String, serde_json::Value)> = events::Entity::find()
+            .select_only()
+            .column(events::Column::ResourceId)
+            .column(events::Column::Resource)
+            .filter(cond)
+            .order_by(events::Column::Occurred, Order::Asc)
+            .into_tuple()
+            .all(c)
+            .await?;
+        for (id, resource) in named {
+            if let Some(name) = resource.get(RESOURCE_NAME).or_else(|| resource.get("prefect.name")).and_then(|v| v.as_str()) {
+                labels.insert(id, name.to_owned());
+            }
+        }
+    }
+    let mut out: Vec<(String, String, u64, DateTime, DateTime)> = rows
+        .into_iter()
+        .map(|(value, count, oldest, latest)| {
+            let label = labels.get(&value).cloned().unwrap_or_else(|| value.clone());
+            (value, label, u64::try_from(count).unwrap_or(0), oldest, latest)
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+    Ok(out)
+}
+
+/// Occurrence times of matching events (for time-bucketed counts).
+pub async fn occurrences(c: &impl ConnectionTrait, backend: Backend, filter: &EventFilter, now: DateTime) -> Result<Vec<DateTime>> {
+    Ok(events::Entity::find()
+        .select_only()
+        .column(events::Column::Occurred)
+        .filter(condition(backend, filter, now))
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// Deletes events (and their resource rows) that occurred before `before`, at most `limit`; returns how many.
+pub async fn delete_older_than(c: &impl ConnectionTrait, before: DateTime, limit: u64) -> Result<u64> {
+    let ids: Vec<Uuid> = events::Entity::find()
+        .select_only()
+        .column(events::Column::Id)
+        .filter(events::Column::Occurred.lt(before))
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    event_resources::Entity::delete_many().filter(event_resources::Column::EventId.is_in(ids.clone())).exec(c).await?;
+    Ok(events::Entity::delete_many().filter(events::Column::Id.is_in(ids)).exec(c).await?.rows_affected)
+}

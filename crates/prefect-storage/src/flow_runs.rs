@@ -1,0 +1,377 @@
+//! Flow runs and their states.
+
+use std::collections::HashMap;
+
+use prefect_domain::filters::RunFilters;
+use prefect_domain::flow_run::{CreatedBy, FlowRun, FlowRunPolicy, FlowRunUpdate};
+use prefect_domain::labels::KeyValueLabels;
+use prefect_domain::sorts::FlowRunSort;
+use prefect_domain::state::{State, StateType};
+use prefect_domain::time::DateTime;
+use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+use sea_orm::{
+    RelationTrait,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::convert::{self, to_json};
+use crate::db::Backend;
+use crate::entity::{flow_run, flow_run_state, work_pool, work_queue};
+use crate::query;
+use crate::{Error, Result};
+
+/// Everything needed to insert a flow run row.
+#[derive(Debug, Clone)]
+pub struct NewFlowRun {
+    pub id: Uuid,
+    pub name: String,
+    pub flow_id: Uuid,
+    pub flow_version: Option<String>,
+    pub deployment_id: Option<Uuid>,
+    pub deployment_version: Option<String>,
+    pub work_queue_id: Option<Uuid>,
+    pub work_queue_name: Option<String>,
+    pub parameters: Map<String, Value>,
+    pub idempotency_key: Option<String>,
+    pub context: Map<String, Value>,
+    pub empirical_policy: FlowRunPolicy,
+    pub tags: Vec<String>,
+    pub labels: KeyValueLabels,
+    pub parent_task_run_id: Option<Uuid>,
+    pub infrastructure_document_id: Option<Uuid>,
+    pub job_variables: Option<Map<String, Value>>,
+    pub created_by: Option<CreatedBy>,
+    pub auto_scheduled: bool,
+}
+
+/// The run fields orchestration maintains, written back after each transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunBookkeeping {
+    pub state_id: Option<Uuid>,
+    pub state_type: Option<StateType>,
+    pub state_name: Option<String>,
+    pub state_timestamp: Option<DateTime>,
+    pub run_count: i64,
+    pub start_time: Option<DateTime>,
+    pub end_time: Option<DateTime>,
+    pub total_run_time: f64,
+    pub expected_start_time: Option<DateTime>,
+    pub next_scheduled_start_time: Option<DateTime>,
+}
+
+pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, now: DateTime) -> Result<()> {
+    let model = flow_run::ActiveModel {
+        id: Set(run.id),
+        created: Set(now),
+        updated: Set(now),
+        flow_id: Set(run.flow_id),
+        deployment_id: Set(run.deployment_id),
+        deployment_version: Set(run.deployment_version.clone()),
+        work_queue_name: Set(run.work_queue_name.clone()),
+        work_queue_id: Set(run.work_queue_id),
+        flow_version: Set(run.flow_version.clone()),
+        parameters: Set(Value::Object(run.parameters.clone())),
+        idempotency_key: Set(run.idempotency_key.clone()),
+        context: Set(Value::Object(run.context.clone())),
+        empirical_policy: Set(to_json(&run.empirical_policy)),
+        tags: Set(to_json(&run.tags)),
+        labels: Set(Value::Object(run.labels.clone())),
+        created_by: Set(run.created_by.as_ref().map(to_json)),
+        infrastructure_pid: Set(None),
+        job_variables: Set(run.job_variables.clone().map(Value::Object)),
+        infrastructure_document_id: Set(run.infrastructure_document_id),
+        parent_task_run_id: Set(run.parent_task_run_id),
+        auto_scheduled: Set(run.auto_scheduled),
+        state_id: Set(None),
+        name: Set(run.name.clone()),
+        state_type: Set(None),
+        state_name: Set(None),
+        state_timestamp: Set(None),
+        run_count: Set(0),
+        expected_start_time: Set(None),
+        next_scheduled_start_time: Set(None),
+        start_time: Set(None),
+        end_time: Set(None),
+        total_run_time: Set(0.0),
+    };
+    flow_run::Entity::insert(model).exec_without_returning(c).await?;
+    Ok(())
+}
+
+/// Loads current states and work pools for many runs in two queries.
+async fn hydrate(c: &impl ConnectionTrait, models: Vec<flow_run::Model>, now: DateTime) -> Result<Vec<FlowRun>> {
+    let state_ids: Vec<Uuid> = models.iter().filter_map(|m| m.state_id).collect();
+    let mut states: HashMap<Uuid, State> = HashMap::with_capacity(state_ids.len());
+    if !state_ids.is_empty() {
+        for model in flow_run_state::Entity::find().filter(flow_run_state::Column::Id.is_in(state_ids)).all(c).await? {
+            states.insert(model.id, convert::flow_run_state(model)?);
+        }
+    }
+    let queue_ids: Vec<Uuid> = models.iter().filter_map(|m| m.work_queue_id).collect();
+    let pools = work_pools_of_queues(c, queue_ids).await?;
+    models
+        .into_iter()
+        .map(|m| {
+            let state = m.state_id.and_then(|id| states.remove(&id));
+            let pool = m.work_queue_id.and_then(|q| pools.get(&q).cloned());
+            let mut run = convert::flow_run(m, state, pool)?;
+            run.compute_estimates(now);
+            Ok(run)
+        })
+        .collect()
+}
+
+/// `work_queue_id -> (work_pool_id, work_pool_name)`.
+pub(crate) async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Uuid, String)>> {
+    queue_ids.sort_unstable();
+    queue_ids.dedup();
+    if queue_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid, String)> = work_queue::Entity::find()
+        .select_only()
+        .column(work_queue::Column::Id)
+        .column(work_queue::Column::WorkPoolId)
+        .column_as(Expr::col((work_pool::Entity, work_pool::Column::Name)), "pool_name")
+        .join(sea_orm::JoinType::InnerJoin, work_queue::Relation::WorkPool.def())
+        .filter(work_queue::Column::Id.is_in(queue_ids))
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(rows.into_iter().map(|(queue, pool, name)| (queue, (pool, name))).collect())
+}
+
+pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
+    let Some(model) = flow_run::Entity::find_by_id(id).one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![model], now).await?.pop())
+}
+
+/// Reads a run for a transition, locking its row on PostgreSQL until the transaction ends.
+pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
+    let mut select = flow_run::Entity::find_by_id(id);
+    if backend == Backend::Postgres {
+        select = select.lock_exclusive();
+    }
+    let Some(model) = select.one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![model], now).await?.pop())
+}
+
+pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {
+    let found = flow_run::Entity::find()
+        .filter(flow_run::Column::FlowId.eq(flow_id))
+        .filter(flow_run::Column::IdempotencyKey.eq(key))
+        .one(c)
+        .await?;
+    match found {
+        Some(model) => Ok(hydrate(c, vec![model], now).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+fn sort_columns(sort: FlowRunSort) -> Vec<(SimpleExpr, Order)> {
+    use flow_run::Column as C;
+    let col = |c: C| Expr::col((flow_run::Entity, c)).into();
+    let coalesce_start: SimpleExpr = Func::coalesce([col(C::StartTime), col(C::ExpectedStartTime)]).into();
+    match sort {
+        FlowRunSort::IdDesc => vec![(col(C::Id), Order::Desc)],
+        FlowRunSort::StartTimeAsc => vec![(coalesce_start, Order::Asc), (col(C::Id), Order::Asc)],
+        FlowRunSort::StartTimeDesc => vec![(coalesce_start, Order::Desc), (col(C::Id), Order::Desc)],
+        FlowRunSort::ExpectedStartTimeAsc => vec![(col(C::ExpectedStartTime), Order::Asc), (col(C::Id), Order::Asc)],
+        FlowRunSort::ExpectedStartTimeDesc => vec![(col(C::ExpectedStartTime), Order::Desc), (col(C::Id), Order::Desc)],
+        FlowRunSort::NameAsc => vec![(col(C::Name), Order::Asc), (col(C::Id), Order::Asc)],
+        FlowRunSort::NameDesc => vec![(col(C::Name), Order::Desc), (col(C::Id), Order::Desc)],
+        FlowRunSort::NextScheduledStartTimeAsc => vec![(col(C::NextScheduledStartTime), Order::Asc), (col(C::Id), Order::Asc)],
+        FlowRunSort::EndTimeDesc => vec![(col(C::EndTime), Order::Desc), (col(C::Id), Order::Desc)],
+    }
+}
+
+/// Flow runs matching the filters, sorted and paged.
+pub async fn filter(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filters: &RunFilters,
+    sort: FlowRunSort,
+    limit: u64,
+    offset: u64,
+    now: DateTime,
+) -> Result<Vec<FlowRun>> {
+    let mut select = flow_run::Entity::find().filter(query::flow_runs_matching(backend, filters));
+    for (expr, order) in sort_columns(sort) {
+        select = select.order_by(expr, order);
+    }
+    let models = select.limit(limit).offset(offset).all(c).await?;
+    hydrate(c, models, now).await
+}
+
+pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
+    Ok(flow_run::Entity::find().filter(query::flow_runs_matching(backend, filters)).count(c).await?)
+}
+
+/// Ids of runs matching the filters (bulk operations).
+pub async fn ids_matching(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Id)
+        .filter(query::flow_runs_matching(backend, filters))
+        .order_by(flow_run::Column::Id, Order::Desc)
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// Applies a `PATCH`; `false` if the run does not exist.
+pub async fn update(c: &impl ConnectionTrait, id: Uuid, update: &FlowRunUpdate, now: DateTime) -> Result<bool> {
+    let model = flow_run::ActiveModel {
+        id: Set(id),
+        updated: Set(now),
+        name: update.name.clone().map_or(NotSet, Set),
+        flow_version: update.flow_version.clone().map_or(NotSet, |v| Set(Some(v))),
+        parameters: update.parameters.clone().map_or(NotSet, |v| Set(Value::Object(v))),
+        empirical_policy: update.empirical_policy.clone().map_or(NotSet, |v| Set(to_json(&v.normalized()))),
+        tags: update.tags.as_ref().map_or(NotSet, |v| Set(to_json(v))),
+        infrastructure_pid: update.infrastructure_pid.clone().map_or(NotSet, |v| Set(Some(v))),
+        job_variables: update.job_variables.clone().map_or(NotSet, |v| Set(Some(Value::Object(v)))),
+        ..Default::default()
+    };
+    let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Writes the labels map (callers merge first).
+pub async fn set_labels(c: &impl ConnectionTrait, id: Uuid, labels: &KeyValueLabels, now: DateTime) -> Result<bool> {
+    let model = flow_run::ActiveModel { updated: Set(now), labels: Set(Value::Object(labels.clone())), ..Default::default() };
+    let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Sets the infrastructure pid, empirical policy and other orchestration-owned columns.
+pub async fn write_bookkeeping(
+    c: &impl ConnectionTrait,
+    id: Uuid,
+    b: &RunBookkeeping,
+    empirical_policy: &FlowRunPolicy,
+    now: DateTime,
+) -> Result<()> {
+    let model = flow_run::ActiveModel {
+        updated: Set(now),
+        state_id: Set(b.state_id),
+        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
+        state_name: Set(b.state_name.clone()),
+        state_timestamp: Set(b.state_timestamp),
+        run_count: Set(b.run_count),
+        start_time: Set(b.start_time),
+        end_time: Set(b.end_time),
+        total_run_time: Set(b.total_run_time),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        empirical_policy: Set(to_json(empirical_policy)),
+        ..Default::default()
+    };
+    let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
+    if result.rows_affected == 0 {
+        return Err(Error::NotFound { entity: "Flow run" });
+    }
+    Ok(())
+}
+
+pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
+    Ok(flow_run::Entity::delete_by_id(id).exec(c).await?.rows_affected > 0)
+}
+
+pub async fn delete_many(c: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(flow_run::Entity::delete_many().filter(flow_run::Column::Id.is_in(ids.iter().copied())).exec(c).await?.rows_affected)
+}
+
+/// Inserts a state row for a flow run.
+pub async fn insert_state(c: &impl ConnectionTrait, flow_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> Result<()> {
+    let model = flow_run_state::ActiveModel {
+        id: Set(state.id),
+        created: Set(now),
+        updated: Set(now),
+        flow_run_id: Set(flow_run_id),
+        kind: Set(state.state_type.as_str().to_owned()),
+        timestamp: Set(state.timestamp),
+        name: Set(state.name().to_owned()),
+        message: Set(state.message.clone()),
+        state_details: Set(to_json(&state.state_details)),
+        data: Set(state.data.clone()),
+        result_artifact_id: Set(result_artifact_id),
+    };
+    flow_run_state::Entity::insert(model).exec_without_returning(c).await?;
+    Ok(())
+}
+
+pub async fn read_state(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<State>> {
+    flow_run_state::Entity::find_by_id(id).one(c).await?.map(convert::flow_run_state).transpose()
+}
+
+/// Every state of a run, oldest first.
+pub async fn states_of(c: &impl ConnectionTrait, flow_run_id: Uuid) -> Result<Vec<State>> {
+    flow_run_state::Entity::find()
+        .filter(flow_run_state::Column::FlowRunId.eq(flow_run_id))
+        .order_by(flow_run_state::Column::Timestamp, Order::Asc)
+        .all(c)
+        .await?
+        .into_iter()
+        .map(convert::flow_run_state)
+        .collect()
+}
+
+pub async fn state_timestamp_taken(c: &impl ConnectionTrait, flow_run_id: Uuid, timestamp: DateTime) -> Result<bool> {
+    let found = flow_run_state::Entity::find()
+        .select_only()
+        .column(flow_run_state::Column::Id)
+        .filter(flow_run_state::Column::FlowRunId.eq(flow_run_id))
+        .filter(flow_run_state::Column::Timestamp.eq(timestamp))
+        .into_tuple::<Uuid>()
+        .one(c)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The columns run history needs, for runs expected to start in `[start, end)`.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub expected_start_time: DateTime,
+    pub state_type: Option<StateType>,
+    pub state_name: Option<String>,
+    pub total_run_time: f64,
+    pub start_time: Option<DateTime>,
+    pub state_timestamp: Option<DateTime>,
+}
+
+type HistoryTuple = (Option<DateTime>, Option<String>, Option<String>, f64, Option<DateTime>, Option<DateTime>);
+
+pub(crate) fn history_row(t: HistoryTuple) -> Result<Option<HistoryRow>> {
+    let (expected, state_type, state_name, total_run_time, start_time, state_timestamp) = t;
+    let Some(expected_start_time) = expected else { return Ok(None) };
+    Ok(Some(HistoryRow {
+        expected_start_time,
+        state_type: convert::opt_state_type(state_type.as_deref())?,
+        state_name,
+        total_run_time,
+        start_time,
+        state_timestamp,
+    }))
+}
+
+pub async fn history_rows(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters, start: DateTime, end: DateTime) -> Result<Vec<HistoryRow>> {
+    use flow_run::Column as C;
+    let rows: Vec<HistoryTuple> = flow_run::Entity::find()
+        .select_only()
+        .columns([C::ExpectedStartTime, C::StateType, C::StateName, C::TotalRunTime, C::StartTime, C::StateTimestamp])
+        .filter(query::flow_runs_matching(backend, filters))
+        .filter(C::ExpectedStartTime.gte(start))
+        .filter(C::ExpectedStartTime.lt(end))
+        .into_tuple()
+        .all(c)
+        .await?;
+    rows.into_iter().filter_map(|r| history_row(r).transpose()).collect()
+}

@@ -1,0 +1,448 @@
+//! Task runs, their states, and the task cache.
+
+use std::collections::{HashMap, HashSet};
+
+use prefect_domain::filters::RunFilters;
+use prefect_domain::labels::KeyValueLabels;
+use prefect_domain::sorts::TaskRunSort;
+use prefect_domain::state::State;
+use prefect_domain::task_run::{TaskRun, TaskRunPolicy};
+use prefect_domain::time::DateTime;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::convert::{self, to_json};
+use crate::db::Backend;
+use crate::entity::{flow_run, task_run, task_run_state, task_run_state_cache};
+use crate::flow_runs::RunBookkeeping;
+use crate::query;
+use crate::{Error, Result};
+
+/// Everything needed to insert a task run row (before any state).
+#[derive(Debug, Clone)]
+pub struct NewTaskRun {
+    pub id: Uuid,
+    pub flow_run_id: Option<Uuid>,
+    pub name: String,
+    pub task_key: String,
+    pub dynamic_key: String,
+    pub cache_key: Option<String>,
+    pub cache_expiration: Option<DateTime>,
+    pub task_version: Option<String>,
+    pub empirical_policy: TaskRunPolicy,
+    pub tags: Vec<String>,
+    pub labels: Option<KeyValueLabels>,
+    pub task_inputs: Map<String, Value>,
+}
+
+fn active_model(run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> task_run::ActiveModel {
+    task_run::ActiveModel {
+        id: Set(run.id),
+        created: Set(now),
+        updated: Set(now),
+        flow_run_id: Set(run.flow_run_id),
+        task_key: Set(run.task_key.clone()),
+        dynamic_key: Set(run.dynamic_key.clone()),
+        cache_key: Set(run.cache_key.clone()),
+        cache_expiration: Set(run.cache_expiration),
+        task_version: Set(run.task_version.clone()),
+        flow_run_run_count: Set(flow_run_run_count),
+        empirical_policy: Set(to_json(&run.empirical_policy)),
+        task_inputs: Set(Value::Object(run.task_inputs.clone())),
+        tags: Set(to_json(&run.tags)),
+        labels: Set(run.labels.clone().map(Value::Object)),
+        state_id: Set(b.state_id),
+        name: Set(run.name.clone()),
+        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
+        state_name: Set(b.state_name.clone()),
+        state_timestamp: Set(b.state_timestamp),
+        run_count: Set(b.run_count),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        start_time: Set(b.start_time),
+        end_time: Set(b.end_time),
+        total_run_time: Set(b.total_run_time),
+    }
+}
+
+/// Bookkeeping of a run that has no state yet.
+pub fn empty_bookkeeping() -> RunBookkeeping {
+    RunBookkeeping {
+        state_id: None,
+        state_type: None,
+        state_name: None,
+        state_timestamp: None,
+        run_count: 0,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+    }
+}
+
+pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, now: DateTime) -> Result<()> {
+    task_run::Entity::insert(active_model(run, &empty_bookkeeping(), 0, now)).exec_without_returning(c).await?;
+    Ok(())
+}
+
+pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
+    let Some(model) = task_run::Entity::find_by_id(id).one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![model], now).await?.pop())
+}
+
+/// Reads a task run for a transition, locking its row on PostgreSQL.
+pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
+    let mut select = task_run::Entity::find_by_id(id);
+    if backend == Backend::Postgres {
+        select = select.lock_exclusive();
+    }
+    let Some(model) = select.one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![model], now).await?.pop())
+}
+
+/// The task run with this `(flow_run_id, task_key, dynamic_key)`.
+pub async fn find_by_natural_key(
+    c: &impl ConnectionTrait,
+    flow_run_id: Option<Uuid>,
+    task_key: &str,
+    dynamic_key: &str,
+    now: DateTime,
+) -> Result<Option<TaskRun>> {
+    let Some(flow_run_id) = flow_run_id else { return Ok(None) };
+    let found = task_run::Entity::find()
+        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
+        .filter(task_run::Column::TaskKey.eq(task_key))
+        .filter(task_run::Column::DynamicKey.eq(dynamic_key))
+        .one(c)
+        .await?;
+    match found {
+        Some(model) => Ok(hydrate(c, vec![model], now).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+async fn hydrate(c: &impl ConnectionTrait, models: Vec<task_run::Model>, now: DateTime) -> Result<Vec<TaskRun>> {
+    let state_ids: Vec<Uuid> = models.iter().filter_map(|m| m.state_id).collect();
+    let mut states: HashMap<Uuid, State> = HashMap::with_capacity(state_ids.len());
+    if !state_ids.is_empty() {
+        for model in task_run_state::Entity::find().filter(task_run_state::Column::Id.is_in(state_ids)).all(c).await? {
+            states.insert(model.id, convert::task_run_state(model)?);
+        }
+    }
+    models
+        .into_iter()
+        .map(|m| {
+            let state = m.state_id.and_then(|id| states.remove(&id));
+            let mut run = convert::task_run(m, state)?;
+            run.compute_estimates(now);
+            Ok(run)
+        })
+        .collect()
+}
+
+fn sort_columns(sort: TaskRunSort) -> Vec<(SimpleExpr, Order)> {
+    use task_run::Column as C;
+    let col = |c: C| Expr::col((task_run::Entity, c)).into();
+    match sort {
+        TaskRunSort::IdDesc => vec![(col(C::Id), Order::Desc)],
+        TaskRunSort::ExpectedStartTimeAsc => vec![(col(C::ExpectedStartTime), Order::Asc), (col(C::Id), Order::Asc)],
+        TaskRunSort::ExpectedStartTimeDesc => vec![(col(C::ExpectedStartTime), Order::Desc), (col(C::Id), Order::Desc)],
+        TaskRunSort::NameAsc => vec![(col(C::Name), Order::Asc), (col(C::Id), Order::Asc)],
+        TaskRunSort::NameDesc => vec![(col(C::Name), Order::Desc), (col(C::Id), Order::Desc)],
+        TaskRunSort::NextScheduledStartTimeAsc => vec![(col(C::NextScheduledStartTime), Order::Asc), (col(C::Id), Order::Asc)],
+        TaskRunSort::EndTimeDesc => vec![(col(C::EndTime), Order::Desc), (col(C::Id), Order::Desc)],
+        TaskRunSort::DurationDesc => vec![(col(C::TotalRunTime), Order::Desc), (col(C::ExpectedStartTime), Order::Desc), (col(C::Id), Order::Desc)],
+        TaskRunSort::DurationAsc => vec![(col(C::TotalRunTime), Order::Asc), (col(C::ExpectedStartTime), Order::Desc), (col(C::Id), Order::Desc)],
+    }
+}
+
+pub async fn filter(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filters: &RunFilters,
+    sort: TaskRunSort,
+    limit: u64,
+    offset: u64,
+    now: DateTime,
+) -> Result<Vec<TaskRun>> {
+    let mut select = task_run::Entity::find().filter(query::task_runs_matching(backend, filters));
+    for (expr, order) in sort_columns(sort) {
+        select = select.order_by(expr, order);
+    }
+    let models = select.limit(limit).offset(offset).all(c).await?;
+    hydrate(c, models, now).await
+}
+
+pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
+    Ok(task_run::Entity::find().filter(query::task_runs_matching(backend, filters)).count(c).await?)
+}
+
+pub async fn update_name(c: &impl ConnectionTrait, id: Uuid, name: &str, now: DateTime) -> Result<bool> {
+    let model = task_run::ActiveModel { updated: Set(now), name: Set(name.to_owned()), ..Default::default() };
+    Ok(task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)).exec(c).await?.rows_affected > 0)
+}
+
+pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
+    Ok(task_run::Entity::delete_by_id(id).exec(c).await?.rows_affected > 0)
+}
+
+/// Writes orchestration-owned columns back after a transition.
+pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> Result<()> {
+    let model = task_run::ActiveModel {
+        updated: Set(now),
+        state_id: Set(b.state_id),
+        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
+        state_name: Set(b.state_name.clone()),
+        state_timestamp: Set(b.state_timestamp),
+        run_count: Set(b.run_count),
+        flow_run_run_count: Set(flow_run_run_count),
+        start_time: Set(b.start_time),
+        end_time: Set(b.end_time),
+        total_run_time: Set(b.total_run_time),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        ..Default::default()
+    };
+    let result = task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)).exec(c).await?;
+    if result.rows_affected == 0 {
+        return Err(Error::NotFound { entity: "Task run" });
+    }
+    Ok(())
+}
+
+fn state_model(task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> task_run_state::ActiveModel {
+    task_run_state::ActiveModel {
+        id: Set(state.id),
+        created: Set(now),
+        updated: Set(now),
+        task_run_id: Set(task_run_id),
+        kind: Set(state.state_type.as_str().to_owned()),
+        timestamp: Set(state.timestamp),
+        name: Set(state.name().to_owned()),
+        message: Set(state.message.clone()),
+        state_details: Set(to_json(&state.state_details)),
+        data: Set(state.data.clone()),
+        result_artifact_id: Set(result_artifact_id),
+    }
+}
+
+pub async fn insert_state(c: &impl ConnectionTrait, task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> Result<()> {
+    task_run_state::Entity::insert(state_model(task_run_id, state, result_artifact_id, now)).exec_without_returning(c).await?;
+    Ok(())
+}
+
+pub async fn read_state(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<State>> {
+    task_run_state::Entity::find_by_id(id).one(c).await?.map(convert::task_run_state).transpose()
+}
+
+pub async fn states_of(c: &impl ConnectionTrait, task_run_id: Uuid) -> Result<Vec<State>> {
+    task_run_state::Entity::find()
+        .filter(task_run_state::Column::TaskRunId.eq(task_run_id))
+        .order_by(task_run_state::Column::Timestamp, Order::Asc)
+        .all(c)
+        .await?
+        .into_iter()
+        .map(convert::task_run_state)
+        .collect()
+}
+
+/// Records a state in the task cache.
+pub async fn insert_cache_entry(c: &impl ConnectionTrait, cache_key: &str, expiration: Option<DateTime>, state_id: Uuid, now: DateTime) -> Result<()> {
+    let model = task_run_state_cache::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        created: Set(now),
+        updated: Set(now),
+        cache_key: Set(cache_key.to_owned()),
+        cache_expiration: Set(expiration),
+        task_run_state_id: Set(state_id),
+    };
+    task_run_state_cache::Entity::insert(model).exec_without_returning(c).await?;
+    Ok(())
+}
+
+/// The newest unexpired cached state for a key.
+pub async fn read_cached_state(c: &impl ConnectionTrait, cache_key: &str, now: DateTime) -> Result<Option<State>> {
+    let entries: Vec<Uuid> = task_run_state_cache::Entity::find()
+        .select_only()
+        .column(task_run_state_cache::Column::TaskRunStateId)
+        .filter(task_run_state_cache::Column::CacheKey.eq(cache_key))
+        .filter(
+            sea_orm::Condition::any()
+                .add(task_run_state_cache::Column::CacheExpiration.is_null())
+                .add(task_run_state_cache::Column::CacheExpiration.gt(now)),
+        )
+        .order_by(task_run_state_cache::Column::Created, Order::Desc)
+        .limit(1)
+        .into_tuple()
+        .all(c)
+        .await?;
+    match entries.first() {
+        Some(state_id) => read_state(c, *state_id).await,
+        None => Ok(None),
+    }
+}
+
+/// A task run and one of its states, as reported by a client event.
+#[derive(Debug, Clone)]
+pub struct RecordedTaskRun {
+    pub run: NewTaskRun,
+    pub bookkeeping: RunBookkeeping,
+    pub flow_run_run_count: i64,
+    pub state: State,
+}
+
+/// Upserts task runs reported by client events and inserts their states.
+///
+/// Out-of-order and repeated events are safe: a row is only overwritten by a
+/// report with a newer state timestamp, and states are inserted once. A report
+/// whose natural key `(flow_run_id, task_key, dynamic_key)` already belongs to
+/// another id is recorded under the existing id. Reports for flow runs that do
+/// not exist are skipped. Returns how many reports were recorded.
+pub async fn record(c: &impl ConnectionTrait, mut reports: Vec<RecordedTaskRun>, now: DateTime) -> Result<usize> {
+    if reports.is_empty() {
+        return Ok(0);
+    }
+    reports.sort_by_key(|r| r.state.timestamp);
+
+    let flow_run_ids: HashSet<Uuid> = reports.iter().filter_map(|r| r.run.flow_run_id).collect();
+    let existing_flow_runs: HashSet<Uuid> = if flow_run_ids.is_empty() {
+        HashSet::new()
+    } else {
+        flow_run::Entity::find()
+            .select_only()
+            .column(flow_run::Column::Id)
+            .filter(flow_run::Column::Id.is_in(flow_run_ids))
+            .into_tuple::<Uuid>()
+            .all(c)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    reports.retain(|r| r.run.flow_run_id.is_none_or(|id| existing_flow_runs.contains(&id)));
+    if reports.is_empty() {
+        return Ok(0);
+    }
+
+    // Map natural keys to the ids already stored, so a new id never collides with an existing row.
+    let mut canonical: HashMap<(Uuid, String, String), Uuid> = HashMap::new();
+    let ids: Vec<Uuid> = reports.iter().map(|r| r.run.id).collect();
+    let existing_by_id: HashSet<Uuid> = task_run::Entity::find()
+        .select_only()
+        .column(task_run::Column::Id)
+        .filter(task_run::Column::Id.is_in(ids))
+        .into_tuple::<Uuid>()
+        .all(c)
+        .await?
+        .into_iter()
+        .collect();
+    let unknown_flow_runs: HashSet<Uuid> =
+        reports.iter().filter(|r| !existing_by_id.contains(&r.run.id)).filter_map(|r| r.run.flow_run_id).collect();
+    if !unknown_flow_runs.is_empty() {
+        let rows: Vec<(Uuid, Option<Uuid>, String, String)> = task_run::Entity::find()
+            .select_only()
+            .column(task_run::Column::Id)
+            .column(task_run::Column::FlowRunId)
+            .column(task_run::Column::TaskKey)
+            .column(task_run::Column::DynamicKey)
+            .filter(task_run::Column::FlowRunId.is_in(unknown_flow_runs))
+            .into_tuple()
+            .all(c)
+            .await?;
+        for (id, flow_run_id, task_key, dynamic_key) in rows {
+            if let Some(flow_run_id) = flow_run_id {
+                canonical.insert((flow_run_id, task_key, dynamic_key), id);
+            }
+        }
+    }
+    for report in &mut reports {
+        if let Some(flow_run_id) = report.run.flow_run_id {
+            let key = (flow_run_id, report.run.task_key.clone(), report.run.dynamic_key.clone());
+            let id = *canonical.entry(key).or_insert(report.run.id);
+            report.run.id = id;
+            report.state.state_details.task_run_id = Some(id);
+        }
+    }
+
+    // One row per task run: the newest report wins (reports are sorted by state time).
+    let mut latest: HashMap<Uuid, usize> = HashMap::new();
+    for (i, report) in reports.iter().enumerate() {
+        latest.insert(report.run.id, i);
+    }
+    let mut rows: Vec<usize> = latest.into_values().collect();
+    rows.sort_unstable();
+    let models: Vec<task_run::ActiveModel> =
+        rows.iter().map(|&i| active_model(&reports[i].run, &reports[i].bookkeeping, reports[i].flow_run_run_count, now)).collect();
+    let updated = [
+        task_run::Column::Updated,
+        task_run::Column::Name,
+        task_run::Column::CacheKey,
+        task_run::Column::CacheExpiration,
+        task_run::Column::TaskVersion,
+        task_run::Column::FlowRunRunCount,
+        task_run::Column::EmpiricalPolicy,
+        task_run::Column::TaskInputs,
+        task_run::Column::Tags,
+        task_run::Column::Labels,
+        task_run::Column::StateId,
+        task_run::Column::StateType,
+        task_run::Column::StateName,
+        task_run::Column::StateTimestamp,
+        task_run::Column::RunCount,
+        task_run::Column::ExpectedStartTime,
+        task_run::Column::NextScheduledStartTime,
+        task_run::Column::StartTime,
+        task_run::Column::EndTime,
+        task_run::Column::TotalRunTime,
+    ];
+    let newer = Expr::col((task_run::Entity, task_run::Column::StateTimestamp))
+        .is_null()
+        .or(Expr::col((task_run::Entity, task_run::Column::StateTimestamp)).lt(Expr::cust("excluded.state_timestamp")));
+    for chunk in models.chunks(200) {
+        task_run::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::column(task_run::Column::Id).update_columns(updated).action_and_where(newer.clone()).to_owned())
+            .exec_without_returning(c)
+            .await?;
+    }
+
+    let states: Vec<task_run_state::ActiveModel> = reports.iter().map(|r| state_model(r.run.id, &r.state, None, now)).collect();
+    for chunk in states.chunks(500) {
+        task_run_state::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(c)
+            .await?;
+    }
+    Ok(reports.len())
+}
+
+pub async fn history_rows(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filters: &RunFilters,
+    start: DateTime,
+    end: DateTime,
+) -> Result<Vec<crate::flow_runs::HistoryRow>> {
+    use task_run::Column as C;
+    let rows: Vec<(Option<DateTime>, Option<String>, Option<String>, f64, Option<DateTime>, Option<DateTime>)> = task_run::Entity::find()
+        .select_only()
+        .columns([C::ExpectedStartTime, C::StateType, C::StateName, C::TotalRunTime, C::StartTime, C::StateTimestamp])
+        .filter(query::task_runs_matching(backend, filters))
+        .filter(C::ExpectedStartTime.gte(start))
+        .filter(C::ExpectedStartTime.lt(end))
+        .into_tuple()
+        .all(c)
+        .await?;
+    rows.into_iter().filter_map(|r| crate::flow_runs::history_row(r).transpose()).collect()
+}
+
+/// Ids of task runs of a flow run, newest last (for cancellation and graphs).
+pub async fn of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
+    let models = task_run::Entity::find()
+        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
+        .order_by(task_run::Column::ExpectedStartTime, Order::Asc)
+        .all(c)
+        .await?;
+    hydrate(c, models, now).await
+}

@@ -1,0 +1,86 @@
+//! Small builders that keep the table definitions readable.
+
+use sea_orm_migration::prelude::*;
+
+/// A table with Prefect's common columns: `id` (UUID primary key), `created`, `updated`.
+pub fn table(name: &'static str) -> TableCreateStatement {
+    Table::create()
+        .table(name)
+        .if_not_exists()
+        .col(ColumnDef::new("id").uuid().not_null().primary_key())
+        .col(timestamp("created"))
+        .col(timestamp("updated"))
+        .to_owned()
+}
+
+pub fn uuid(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().not_null().to_owned()
+}
+
+pub fn uuid_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().null().to_owned()
+}
+
+pub fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().to_owned()
+}
+
+pub fn text_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().to_owned()
+}
+
+pub fn json(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).json_binary().not_null().to_owned()
+}
+
+pub fn json_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).json_binary().null().to_owned()
+}
+
+pub fn timestamp(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().to_owned()
+}
+
+pub fn timestamp_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).timestamp_with_time_zone().null().to_owned()
+}
+
+pub fn integer(name: &'static str, default: i64) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().default(default).to_owned()
+}
+
+pub fn integer_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().null().to_owned()
+}
+
+pub fn double(name: &'static str, default: f64) -> ColumnDef {
+    ColumnDef::new(name).double().not_null().default(default).to_owned()
+}
+
+pub fn boolean(name: &'static str, default: bool) -> ColumnDef {
+    ColumnDef::new(name).boolean().not_null().default(default).to_owned()
+}
+
+/// A foreign key from `table.column` to `target.id`.
+pub fn fk(table: &'static str, column: &'static str, target: &'static str, on_delete: ForeignKeyAction) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("fk_{table}__{column}__{target}"))
+        .from(table, column)
+        .to(target, "id")
+        .on_delete(on_delete)
+        .to_owned()
+}
+
+/// A (possibly unique) index named `ix_<table>__<cols>` or `uq_…`.
+pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+    let prefix = if unique { "uq" } else { "ix" };
+    let mut stmt = Index::create();
+    stmt.name(format!("{prefix}_{table}__{}", columns.join("__"))).table(table).if_not_exists();
+    for column in columns {
+        stmt.col(*column);
+    }
+    if unique {
+        stmt.unique();
+    }
+    stmt.to_owned()
+}
