@@ -215,7 +215,8 @@ impl State {
 /// Whether state data is a persisted result reference.
 pub fn has_persisted_result(data: Option<&Value>) -> bool {
     match data {
-        Some(Value::Object(map)) => map.get("type").and_then(Value::as_str) != Some("unpersisted"),
+        // An empty object is "no data" (falsy in Prefect's checks).
+        Some(Value::Object(map)) => !map.is_empty() && map.get("type").and_then(Value::as_str) != Some("unpersisted"),
         _ => false,
     }
 }

@@ -67,7 +67,8 @@ impl TaskRunPolicy {
         match &self.retry_delay {
             Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
             Some(Value::Array(items)) if !items.is_empty() => {
-                let index = usize::try_from(run_count - 1).unwrap_or(0).min(items.len() - 1);
+                // Python indexing: before the first run (index -1) the last delay applies.
+                let index = usize::try_from(run_count - 1).map_or(items.len() - 1, |i| i.min(items.len() - 1));
                 items[index].as_f64().unwrap_or(0.0)
             }
             _ => 0.0,

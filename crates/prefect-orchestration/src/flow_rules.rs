@@ -213,7 +213,7 @@ impl<S: OrchestrationStore> Rule<FlowRunData, S> for FlowRule {
         match self {
             FlowRule::RemoveDeploymentConcurrencyLeaseForOldClientVersions => {
                 let Some(initial) = &ctx.initial_state else { return Ok(()) };
-                let modern = ctx.client_version.as_deref().and_then(Version::parse).is_some_and(|v| v > MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING);
+                let modern = ctx.client_version.as_deref().and_then(Version::parse).is_some_and(|v| v >= MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING);
                 if !modern && let Some(lease_id) = initial.state_details.deployment_concurrency_lease_id {
                     store.revoke_lease(lease_id).await?;
                 }
@@ -343,7 +343,7 @@ fn prevent_result_data_loss(ctx: &mut Ctx) {
 fn bypass_cancelling_with_no_infra(ctx: &mut Ctx) {
     let (Some(initial), Some(_)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
     let now = ctx.now;
-    if (initial.state_type == Scheduled && ctx.run.infrastructure_pid.is_none()) || initial.name() == "Resuming" {
+    if (initial.state_type == Scheduled && ctx.run.infrastructure_pid.as_deref().is_none_or(str::is_empty)) || initial.name() == "Resuming" {
         ctx.reject(Some(State::new(Cancelled, now)), "Scheduled flow run has no infrastructure to terminate.");
     } else if initial.state_type == Paused && initial.state_details.pause_reschedule {
         ctx.reject(Some(State::new(Cancelled, now)), "Suspended flow run has no infrastructure to terminate.");

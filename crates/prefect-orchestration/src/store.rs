@@ -79,7 +79,7 @@ pub trait OrchestrationStore: Send {
 
     fn read_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<Option<ConcurrencyLease>, StoreError>> + Send;
 
-    /// Extends an unexpired lease; `false` if it is gone or expired.
+    /// Extends a lease that has not been reclaimed yet; `false` if it is gone.
     fn renew_lease(&mut self, lease_id: Uuid, ttl_seconds: f64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes a lease record (its slots are returned separately).

@@ -213,7 +213,7 @@ impl<S: OrchestrationStore> Rule<TaskRunData, S> for TaskRule {
 
 async fn cache_retrieval<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S) -> Result<(), StoreError> {
     let Some(proposed) = &ctx.proposed_state else { return Ok(()) };
-    let Some(cache_key) = proposed.state_details.cache_key.clone() else { return Ok(()) };
+    let Some(cache_key) = proposed.state_details.cache_key.clone().filter(|k| !k.is_empty()) else { return Ok(()) };
     if proposed.state_details.refresh_cache == Some(true) {
         return Ok(());
     }

@@ -132,12 +132,13 @@ impl OrchestrationStore for MemoryStore {
 
     async fn renew_lease(&mut self, lease_id: Uuid, ttl_seconds: f64) -> Result<bool, StoreError> {
         let now = self.clock();
+        // Like Prefect's lease stores: a lease not yet reclaimed can be renewed even past its expiry.
         match self.leases.get_mut(&lease_id) {
-            Some(lease) if lease.expiration > now => {
+            Some(lease) => {
                 lease.expiration = now + prefect_domain::time::from_seconds(ttl_seconds);
                 Ok(true)
             }
-            _ => Ok(false),
+            None => Ok(false),
         }
     }
 

@@ -258,13 +258,13 @@ pub async fn read_lease(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Con
     concurrency_lease::Entity::find_by_id(id).one(c).await?.map(convert::concurrency_lease).transpose()
 }
 
-/// Extends an unexpired lease; `false` if it is gone or already expired.
+/// Extends a lease that has not been reclaimed yet (even if past its expiry, as Prefect
+/// does); `false` if it is gone.
 pub async fn renew_lease(c: &impl ConnectionTrait, id: Uuid, ttl_seconds: f64, now: DateTime) -> Result<bool> {
     let result = concurrency_lease::Entity::update_many()
         .col_expr(concurrency_lease::Column::Expiration, Expr::value(now + time::from_seconds(ttl_seconds)))
         .col_expr(concurrency_lease::Column::Updated, Expr::value(now))
         .filter(concurrency_lease::Column::Id.eq(id))
-        .filter(concurrency_lease::Column::Expiration.gt(now))
         .exec(c)
         .await?;
     Ok(result.rows_affected > 0)

@@ -246,8 +246,11 @@ async fn rules_that_do_not_govern_the_transition_are_never_entered() {
 async fn renaming_does_not_change_the_transition() {
     let log = Log::default();
     let mut ctx = start_ctx();
-    run_probes(&mut ctx, vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Rename, &log), Probe::new("C", Action::Pass, &log)])
-        .await;
+    run_probes(
+        &mut ctx,
+        vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Rename, &log), Probe::new("C", Action::Pass, &log)],
+    )
+    .await;
     assert_eq!(entries(&log), ["A.before", "B.before", "C.before", "C.after", "B.after", "A.after"]);
     assert_accepted(&ctx);
     assert_eq!(validated(&ctx).name(), "Renamed");
@@ -259,7 +262,11 @@ async fn rejecting_with_the_same_state_type_keeps_the_transition() {
     let mut ctx = start_ctx();
     run_probes(
         &mut ctx,
-        vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Reject(Some(Running)), &log), Probe::new("C", Action::Pass, &log)],
+        vec![
+            Probe::new("A", Action::Pass, &log),
+            Probe::new("B", Action::Reject(Some(Running)), &log),
+            Probe::new("C", Action::Pass, &log),
+        ],
     )
     .await;
     assert_eq!(entries(&log), ["A.before", "B.before", "C.before", "C.after", "B.after", "A.after"]);
@@ -353,8 +360,10 @@ async fn lease_given_back_on_fizzle_is_not_left_on_the_written_state() {
     let mut store = store();
     let deployment = deployment_with_limit(&mut store, 1, CollisionStrategy::Enqueue);
     let mut ctx = flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), proposal(Pending));
-    let rules =
-        vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Retype", Action::Retype(Cancelled), &log))];
+    let rules = vec![
+        TestRule::Flow(FlowRule::secure_flow_concurrency_slots()),
+        TestRule::Probe(Probe::new("Retype", Action::Retype(Cancelled), &log)),
+    ];
     orchestrate(&mut ctx, &mut store, rules).await.expect("orchestration succeeds");
     assert_eq!(reject_reason(&ctx), "Retype retypes");
     assert_eq!(validated(&ctx).state_type, Cancelled);
@@ -369,7 +378,8 @@ async fn real_rule_keeps_its_slot_when_the_transition_stands() {
     let mut store = store();
     let deployment = deployment_with_limit(&mut store, 1, CollisionStrategy::Enqueue);
     let mut ctx = flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), proposal(Pending));
-    let rules = vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Rename", Action::Rename, &log))];
+    let rules =
+        vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Rename", Action::Rename, &log))];
     orchestrate(&mut ctx, &mut store, rules).await.expect("orchestration succeeds");
     assert_eq!(active_slots(&store, deployment.limit_id), 1);
     assert_eq!(store.leases.len(), 1);

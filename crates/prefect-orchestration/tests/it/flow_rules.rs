@@ -450,7 +450,8 @@ async fn run_that_lost_its_slot_is_cancelled_at_running() {
 }
 
 #[tokio::test]
-async fn expired_lease_that_was_not_reaped_yet_counts_against_the_limit() {
+async fn expired_lease_that_was_not_reaped_yet_is_renewed() {
+    // Prefect's lease stores renew any lease still on record, expired or not.
     let mut store = store();
     let deployment = deployment_with_limit(&mut store, 1, Enqueue);
     let lease_id = lease_slot(&mut store, deployment.limit_id, 10.0).await;
@@ -460,10 +461,11 @@ async fn expired_lease_that_was_not_reaped_yet_counts_against_the_limit() {
     let mut ctx = flow_ctx(deployment_run(deployment.id), Some(with_lease(current(Pending), lease_id)), proposal(Running));
     ctx.client_version = Some("3.9.1".to_owned());
     run_flow(&mut ctx, &mut store).await;
-    assert_eq!(validated(&ctx).state_type, Cancelled);
-    // Leaving PENDING for CANCELLED hands the expired lease's slot back.
-    assert!(lease(&store, lease_id).is_none());
-    assert_eq!(active_slots(&store, deployment.limit_id), 0);
+    let state = validated(&ctx);
+    assert_eq!(state.state_type, Running);
+    assert_eq!(state.state_details.deployment_concurrency_lease_id, Some(lease_id));
+    assert!(lease(&store, lease_id).is_some_and(|l| l.expiration > now()), "the lease was extended");
+    assert_eq!(active_slots(&store, deployment.limit_id), 1);
 }
 
 #[tokio::test]
@@ -859,8 +861,7 @@ async fn late_run_is_marked_late_when_slots_are_free_or_runs_queue() {
         if taken {
             lease_slot(&mut store, deployment.limit_id, 300.0).await;
         }
-        let mut ctx =
-            flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), State::scheduled("Late", now(), now()));
+        let mut ctx = flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), State::scheduled("Late", now(), now()));
         run_flow_with(FlowPolicy::MarkLateRuns, &mut ctx, &mut store).await;
         assert_accepted(&ctx);
         assert_eq!(validated(&ctx).name(), "Late", "{strategy:?}");
@@ -1288,10 +1289,7 @@ async fn forced_completion_cannot_drop_persisted_result_data() {
     let mut store = store();
     let mut ctx = flow_ctx(flow_run(), Some(current(Completed).with_data(persisted_result())), proposal(Completed));
     run_flow_with(FlowPolicy::Minimal, &mut ctx, &mut store).await;
-    assert_eq!(
-        reject_reason(&ctx),
-        "Cannot overwrite a COMPLETED state that carries persisted result data with one that does not."
-    );
+    assert_eq!(reject_reason(&ctx), "Cannot overwrite a COMPLETED state that carries persisted result data with one that does not.");
     assert_nothing_written(&ctx);
 }
 

@@ -224,16 +224,20 @@ async fn nothing_is_mirrored_for_top_level_runs_or_unwritten_subflow_states() {
 
 #[tokio::test]
 async fn colliding_state_timestamp_is_moved_by_a_microsecond() {
-    let mut store = store();
-    let run = flow_run();
     let micro = TimeDelta::microseconds(1);
-    store.taken_timestamps.insert((run.id, now()));
-    store.taken_timestamps.insert((run.id, now() + micro));
-    let mut ctx = flow_ctx(run, Some(current(Running)), proposal(Completed));
-    run_flow(&mut ctx, &mut store).await;
-    assert_eq!(validated(&ctx).timestamp, now() + micro * 2);
-    assert_eq!(ctx.run.state_timestamp, Some(now() + micro * 2));
-    assert_eq!(ctx.run.end_time, Some(now() + micro * 2));
+    for taken in 1..=3 {
+        let mut store = store();
+        let run = flow_run();
+        for bump in 0..taken {
+            store.taken_timestamps.insert((run.id, now() + micro * bump));
+        }
+        let mut ctx = flow_ctx(run, Some(current(Running)), proposal(Completed));
+        run_flow(&mut ctx, &mut store).await;
+        let unique = now() + micro * taken;
+        assert_eq!(validated(&ctx).timestamp, unique, "{taken} taken");
+        assert_eq!(ctx.run.state_timestamp, Some(unique));
+        assert_eq!(ctx.run.end_time, Some(unique));
+    }
 }
 
 #[tokio::test]

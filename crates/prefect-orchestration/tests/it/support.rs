@@ -132,10 +132,9 @@ pub fn deployment_with_limit(store: &mut MemoryStore, slots: i64, strategy: Coll
 /// Registers a deployment without a concurrency limit.
 pub fn deployment_without_limit(store: &mut MemoryStore) -> Uuid {
     let id = Uuid::now_v7();
-    store.deployments.insert(
-        id,
-        DeploymentConcurrency { limit: None, collision_strategy: CollisionStrategy::Enqueue, grace_period_seconds: None },
-    );
+    store
+        .deployments
+        .insert(id, DeploymentConcurrency { limit: None, collision_strategy: CollisionStrategy::Enqueue, grace_period_seconds: None });
     id
 }
 

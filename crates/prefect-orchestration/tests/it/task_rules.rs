@@ -110,9 +110,8 @@ async fn cache_hit_bypasses_the_other_running_rules() {
 async fn completion_with_cache_key_is_cached() {
     let mut store = store();
     let expiration = now() + secs(3600);
-    let proposed = with_cache_key(proposal(Completed), "answer")
-        .with_data(persisted_result())
-        .with_details(|d| d.cache_expiration = Some(expiration));
+    let proposed =
+        with_cache_key(proposal(Completed), "answer").with_data(persisted_result()).with_details(|d| d.cache_expiration = Some(expiration));
     let mut ctx = task_ctx(task_run(), Some(current(Running)), proposed);
     run_task(&mut ctx, &mut store).await;
     assert_accepted(&ctx);
@@ -331,10 +330,7 @@ async fn zero_tag_limit_aborts_the_task() {
     store.add_limit("tag:db", 0);
     let mut ctx = task_ctx(tagged_task(&["db"]), Some(current(Pending)), proposal(Running));
     run_task(&mut ctx, &mut store).await;
-    assert_eq!(
-        abort_reason(&ctx),
-        "The concurrency limit on tag \"db\" is 0 and will deadlock if the task tries to run again."
-    );
+    assert_eq!(abort_reason(&ctx), "The concurrency limit on tag \"db\" is 0 and will deadlock if the task tries to run again.");
     assert!(store.leases.is_empty());
 }
 
