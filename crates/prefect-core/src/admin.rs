@@ -1,7 +1,8 @@
 //! Server administration: the default result storage block.
 
 use prefect_domain::time;
-use prefect_storage::{blocks, configuration};
+use prefect_domain::time::DateTime;
+use prefect_storage::{blocks, configuration, csrf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -41,5 +42,33 @@ impl Core {
         configuration::delete(&txn, DEFAULT_RESULT_STORAGE_KEY).await?;
         prefect_storage::commit(txn).await?;
         Ok(())
+    }
+}
+
+/// A CSRF token for a UI client.
+#[derive(Debug, Clone, Serialize)]
+pub struct CsrfToken {
+    pub token: String,
+    pub client: String,
+    pub expiration: DateTime,
+}
+
+impl Core {
+    /// Issues (or replaces) the CSRF token of `client`.
+    pub async fn issue_csrf_token(&self, client: &str, ttl_seconds: f64) -> Result<CsrfToken> {
+        use rand::Rng;
+        let now = time::now();
+        let token: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(64).map(char::from).collect();
+        let expiration = now + time::from_seconds(ttl_seconds);
+        let txn = self.db().begin_write().await?;
+        csrf::upsert(&txn, client, &token, expiration, now).await?;
+        prefect_storage::commit(txn).await?;
+        Ok(CsrfToken { token, client: client.to_owned(), expiration })
+    }
+
+    /// Whether `token` is the unexpired token of `client`.
+    pub async fn check_csrf_token(&self, client: &str, token: &str) -> Result<bool> {
+        let stored = csrf::read(self.db().reader(), client, time::now()).await?;
+        Ok(stored.is_some_and(|s| s == token))
     }
 }

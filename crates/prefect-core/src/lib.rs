@@ -39,7 +39,7 @@ use prefect_storage::Database;
 use prefect_storage::concurrency::SlotWaits;
 use serde::Deserialize;
 
-pub use admin::ServerDefaultResultStorage;
+pub use admin::{CsrfToken, ServerDefaultResultStorage};
 pub use concurrency::{AcquireMode, Acquired};
 pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};

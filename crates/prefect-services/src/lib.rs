@@ -1,1 +1,48 @@
-//! placeholder
+//! Background loops of the Prefect server.
+//!
+//! Each service is a component: an `Options` struct (serde, with defaults
+//! matching Prefect's settings), a value built from options and a
+//! [`prefect_core::Core`], and `run(self, shutdown)` that owns its loop until
+//! the [`CancellationToken`] fires. Every loop works in batches, one
+//! transaction per batch, and is safe to run in several server instances
+//! sharing one PostgreSQL database.
+
+pub mod event_pipeline;
+pub mod repossessor;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use event_pipeline::{EventPipeline, EventPipelineOptions};
+pub use repossessor::{Repossessor, RepossessorOptions};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// Options of every service, as configured by the server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ServicesOptions {
+    pub event_pipeline: EventPipelineOptions,
+    pub repossessor: RepossessorOptions,
+}
+
+/// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.
+pub async fn run_periodically<F, Fut>(name: &'static str, interval: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = prefect_core::Result<()>>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {
+                if let Err(error) = tick().await {
+                    tracing::warn!(service = name, %error, "Service iteration failed; will retry.");
+                }
+            }
+        }
+    }
+    tracing::debug!(service = name, "Service stopped.");
+}

@@ -23,6 +23,7 @@ pub mod blocks;
 pub mod concurrency;
 pub mod configuration;
 mod convert;
+pub mod csrf;
 pub mod db;
 pub mod deployments;
 mod entity;
@@ -47,9 +48,27 @@ pub async fn commit(txn: DatabaseTransaction) -> Result<()> {
     txn.commit().await.map_err(Error::from_db)
 }
 
-/// Applies every pending migration.
+/// Key of the PostgreSQL advisory lock that serializes migrations across server instances.
+const MIGRATION_LOCK_KEY: i64 = 0x5052_4546_4543_5401;
+
+/// Applies every pending migration. On PostgreSQL, under a transaction-scoped
+/// advisory lock, so replicas starting together migrate one at a time.
 pub async fn migrate(db: &Database) -> Result<()> {
-    Migrator::up(db.writer(), None).await.map_err(Error::from_db)
+    match db.backend() {
+        Backend::Sqlite => Migrator::up(db.writer(), None).await.map_err(Error::from_db),
+        Backend::Postgres => {
+            let txn = db.writer().begin().await.map_err(Error::from_db)?;
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [MIGRATION_LOCK_KEY.into()],
+            ))
+            .await
+            .map_err(Error::from_db)?;
+            Migrator::up(&txn, None).await.map_err(Error::from_db)?;
+            txn.commit().await.map_err(Error::from_db)
+        }
+    }
 }
 
 /// Reverts the last `steps` migrations (all with `None`).

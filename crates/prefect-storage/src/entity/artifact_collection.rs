@@ -18,7 +18,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub data: Option<Json>,
     pub description: Option<String>,
-    #[sea_orm(column_type = "JsonBinary")]
+    #[sea_orm(column_type = "JsonBinary", column_name = "metadata_")]
     pub metadata_: Option<Json>,
 }
 

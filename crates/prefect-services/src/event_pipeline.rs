@@ -1,0 +1,130 @@
+//! The event pipeline: drains the event bus in batches, persists events
+//! (the event persister), records task runs from client task-run events (the
+//! task run recorder), then fans events out to live subscribers (the
+//! distributor).
+//!
+//! Nothing accepted is dropped: a batch that cannot be written is retried with
+//! backoff while producers wait on the bounded bus.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prefect_core::{Core, EventReceiver, TaskRunRecorder};
+use prefect_domain::events::ReceivedEvent;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EventPipelineOptions {
+    /// `PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED`.
+    pub persist: bool,
+    /// `PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED`.
+    pub record_task_runs: bool,
+    /// `PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED`.
+    pub stream_out: bool,
+    /// Most events written per transaction.
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill once its first event arrived.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for EventPipelineOptions {
+    fn default() -> Self {
+        EventPipelineOptions { persist: true, record_task_runs: true, stream_out: true, batch_size: 2000, flush_interval_ms: 20 }
+    }
+}
+
+/// The running pipeline.
+pub struct EventPipeline {
+    options: EventPipelineOptions,
+    core: Core,
+    recorder: TaskRunRecorder,
+    receiver: EventReceiver,
+}
+
+impl EventPipeline {
+    pub fn new(options: EventPipelineOptions, core: Core, receiver: EventReceiver) -> Self {
+        let recorder = TaskRunRecorder::new(core.clone());
+        EventPipeline { options, core, recorder, receiver }
+    }
+
+    /// Processes events until shutdown, then drains what is already queued.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let batch_size = self.options.batch_size.max(1);
+        let mut buffer: Vec<ReceivedEvent> = Vec::with_capacity(batch_size);
+        loop {
+            let received = tokio::select! {
+                n = self.receiver.recv_many(&mut buffer, batch_size) => n,
+                _ = shutdown.cancelled() => {
+                    self.receiver.close();
+                    while self.receiver.recv_many(&mut buffer, batch_size).await > 0 {
+                        let batch: Vec<Arc<ReceivedEvent>> = buffer.drain(..).map(Arc::new).collect();
+                        self.process(&batch, &shutdown).await;
+                    }
+                    return;
+                }
+            };
+            if received == 0 {
+                return;
+            }
+            // Let a burst accumulate into one transaction.
+            if buffer.len() < batch_size {
+                let deadline = tokio::time::sleep(Duration::from_millis(self.options.flush_interval_ms));
+                tokio::pin!(deadline);
+                while buffer.len() < batch_size {
+                    let room = batch_size - buffer.len();
+                    tokio::select! {
+                        n = self.receiver.recv_many(&mut buffer, room) => if n == 0 { break },
+                        _ = &mut deadline => break,
+                    }
+                }
+            }
+            let batch: Vec<Arc<ReceivedEvent>> = buffer.drain(..).map(Arc::new).collect();
+            self.process(&batch, &shutdown).await;
+        }
+    }
+
+    async fn process(&self, batch: &[Arc<ReceivedEvent>], shutdown: &CancellationToken) {
+        if self.options.persist {
+            retry("event persister", shutdown, || self.core.persist_events(batch)).await;
+        }
+        if self.options.record_task_runs {
+            retry("task run recorder", shutdown, || self.recorder.record(batch)).await;
+        }
+        if self.options.stream_out {
+            for event in batch {
+                self.core.events().broadcast(event.clone());
+            }
+        }
+    }
+}
+
+/// Retries `op` with capped exponential backoff until it succeeds, or gives up on shutdown.
+async fn retry<T, F, Fut>(what: &'static str, shutdown: &CancellationToken, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = prefect_core::Result<T>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut attempts = 0u32;
+    loop {
+        match op().await {
+            Ok(_) => return,
+            Err(error) => {
+                attempts += 1;
+                if matches!(error, prefect_core::Error::Invalid { .. } | prefect_core::Error::Conflict(_)) || attempts >= 20 {
+                    tracing::error!(service = what, %error, attempts, "Giving up on an event batch.");
+                    return;
+                }
+                tracing::warn!(service = what, %error, attempts, "Event batch failed; retrying.");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => if attempts >= 3 { return },
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
