@@ -79,7 +79,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
                 let (kind, msg, field) = classify(&message);
                 let mut location = loc(err.path());
-                if let Some(field) = field {
+                // Unknown fields are already the last path segment; missing ones are not.
+                if let Some(field) = field
+                    && location.last().and_then(Value::as_str) != Some(field.as_str())
+                {
                     location.push(Value::String(field));
                 }
                 ValidationDetail { kind: kind.to_owned(), loc: location, msg, input: Value::Null }

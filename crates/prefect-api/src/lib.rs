@@ -216,12 +216,13 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(extract::query_error))
         .app_data(web::PathConfig::default().error_handler(extract::path_error))
         .into_utoipa_app()
+        // Before the `/api` scope, which would otherwise claim this path.
+        .route("/api/openapi.json", web::get().to(serve_openapi))
         .service(scope("/api").configure(configure))
         .split_for_parts();
     let api = info(api);
     let spec = Data::new(api.clone());
     app.route("/openapi.json", web::get().to(serve_openapi))
-        .route("/api/openapi.json", web::get().to(serve_openapi))
         .app_data(spec)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/docs-openapi.json", api))
         .route("/docs", web::get().to(|| async { HttpResponse::Found().insert_header(("Location", "/docs/")).finish() }))

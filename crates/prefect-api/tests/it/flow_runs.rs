@@ -1,0 +1,180 @@
+use prefect_testing::spawn_app;
+use serde_json::json;
+
+use crate::support::{flow, flow_run, id, set_state, unique};
+
+#[tokio::test]
+async fn flow_run_lifecycle_records_states_and_bookkeeping() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let run = flow_run(&app, &flow_id, json!({"parameters": {"n": 3}, "tags": ["t1"]})).await;
+    assert_eq!(run["state_type"], "PENDING");
+    assert_eq!(run["state"]["name"], "Pending");
+    assert_eq!(run["labels"]["prefect.flow.id"], flow_id);
+    assert!(run["name"].as_str().unwrap().contains('-'), "a generated name");
+    let run_id = id(&run);
+
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "RUNNING", false).await;
+    assert_eq!((status, result["status"].as_str()), (201, Some("ACCEPT")));
+    assert_eq!(result["details"]["type"], "accept_details");
+    assert_eq!(result["state"]["state_details"]["flow_run_id"], run_id);
+
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "COMPLETED", false).await;
+    assert_eq!((status, result["status"].as_str()), (201, Some("ACCEPT")));
+
+    let (_, run) = app.get(&format!("flow_runs/{run_id}")).await;
+    assert_eq!(run["state_type"], "COMPLETED");
+    assert_eq!(run["run_count"], 1);
+    assert!(run["start_time"].is_string() && run["end_time"].is_string());
+    assert!(run["total_run_time"].as_f64().unwrap() >= 0.0);
+
+    let (_, states) = app.get(&format!("flow_run_states/?flow_run_id={run_id}")).await;
+    let names: Vec<&str> = states.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Pending", "Running", "Completed"]);
+    let state_id = states[0]["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("flow_run_states/{state_id}")).await.1["type"], "PENDING");
+}
+
+#[tokio::test]
+async fn rejected_and_aborted_proposals_answer_200_with_the_current_state() {
+    let app = spawn_app().await;
+    let run_id = id(&flow_run(&app, &flow(&app).await, json!({})).await);
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "PENDING", false).await;
+    assert_eq!((status, result["status"].as_str()), (200, Some("ABORT")));
+    assert_eq!(result["state"]["type"], "PENDING");
+    set_state(&app, "flow_runs", &run_id, "RUNNING", false).await;
+    set_state(&app, "flow_runs", &run_id, "COMPLETED", false).await;
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "SCHEDULED", false).await;
+    assert_eq!((status, result["status"].as_str()), (200, Some("ABORT")));
+    assert_eq!(result["details"]["reason"], "Cannot reschedule a run without an associated deployment.");
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "SCHEDULED", true).await;
+    assert_eq!((status, result["status"].as_str()), (201, Some("ACCEPT")));
+}
+
+#[tokio::test]
+async fn transition_ids_make_retried_proposals_idempotent() {
+    let app = spawn_app().await;
+    let run_id = id(&flow_run(&app, &flow(&app).await, json!({})).await);
+    let body = json!({"state": {"type": "RUNNING", "state_details": {"transition_id": uuid::Uuid::new_v4()}}});
+    let (first, accepted) = app.post(&format!("flow_runs/{run_id}/set_state"), body.clone()).await;
+    let (second, repeated) = app.post(&format!("flow_runs/{run_id}/set_state"), body).await;
+    assert_eq!((first, second), (201, 200));
+    assert_eq!(repeated["status"], "REJECT");
+    assert_eq!(repeated["state"]["id"], accepted["state"]["id"]);
+    let (_, states) = app.get(&format!("flow_run_states/?flow_run_id={run_id}")).await;
+    assert_eq!(states.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn flow_retries_go_through_awaiting_retry() {
+    let app = spawn_app().await;
+    let run_id = id(&flow_run(&app, &flow(&app).await, json!({"empirical_policy": {"retries": 1, "retry_delay": 0}})).await);
+    set_state(&app, "flow_runs", &run_id, "RUNNING", false).await;
+    let (status, result) = set_state(&app, "flow_runs", &run_id, "FAILED", false).await;
+    assert_eq!((status, result["status"].as_str()), (201, Some("REJECT")));
+    assert_eq!(result["state"]["name"], "AwaitingRetry");
+    assert_eq!(result["state"]["type"], "SCHEDULED");
+    let (_, result) = set_state(&app, "flow_runs", &run_id, "RUNNING", false).await;
+    assert_eq!(result["status"], "ACCEPT");
+    let (_, result) = set_state(&app, "flow_runs", &run_id, "FAILED", false).await;
+    assert_eq!(result["status"], "ACCEPT", "retries are exhausted");
+    let (_, run) = app.get(&format!("flow_runs/{run_id}")).await;
+    assert_eq!(run["run_count"], 2);
+    assert_eq!(run["empirical_policy"]["retry_type"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_existing_run() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let key = unique("key");
+    let first = flow_run(&app, &flow_id, json!({"idempotency_key": key})).await;
+    let (status, second) = app.post("flow_runs/", json!({"flow_id": flow_id, "idempotency_key": key})).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["id"], second["id"]);
+}
+
+#[tokio::test]
+async fn filters_cover_state_tags_names_times_and_parents() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let tag = unique("tag");
+    let a = flow_run(&app, &flow_id, json!({"name": format!("{tag}-a"), "tags": [tag, "x"]})).await;
+    let b = flow_run(&app, &flow_id, json!({"name": format!("{tag}-b"), "tags": [tag], "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-01T00:00:00Z"}}})).await;
+    set_state(&app, "flow_runs", &id(&a), "RUNNING", false).await;
+
+    let names = |runs: &serde_json::Value| runs.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"all_": [tag, "x"]}}})).await;
+    assert_eq!(names(&runs), [format!("{tag}-a")]);
+    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"any_": [tag]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})).await;
+    assert_eq!(names(&runs), [format!("{tag}-b")]);
+    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"operator": "or_", "name": {"like_": format!("{tag}-a")}, "state": {"type": {"any_": ["SCHEDULED"]}}}, "sort": "NAME_ASC"})).await;
+    assert!(names(&runs).starts_with(&[format!("{tag}-a"), format!("{tag}-b")]));
+    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"all_": [tag]}, "expected_start_time": {"after_": "2029-01-01T00:00:00Z"}}})).await;
+    assert_eq!(names(&runs), [format!("{tag}-b")]);
+    let (_, runs) = app.post("flow_runs/filter", json!({"flows": {"id": {"any_": [flow_id]}}, "sort": "EXPECTED_START_TIME_DESC"})).await;
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["id"], b["id"], "sorted by expected start, newest first");
+    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"id": {"any_": []}}})).await;
+    assert_eq!(runs, json!([]), "an empty any_ matches nothing");
+    let (_, count) = app.post("flow_runs/count", json!({"flow_runs": {"tags": {"all_": [tag]}, "parent_task_run_id": {"is_null_": true}}})).await;
+    assert_eq!(count, json!(2));
+}
+
+#[tokio::test]
+async fn update_labels_delete_and_history() {
+    let app = spawn_app().await;
+    let run_id = id(&flow_run(&app, &flow(&app).await, json!({"labels": {"team": "data"}})).await);
+    assert_eq!(app.patch(&format!("flow_runs/{run_id}"), json!({"name": "renamed", "tags": ["z"]})).await.0, 204);
+    assert_eq!(app.patch(&format!("flow_runs/{run_id}/labels"), json!({"traceparent": "00-abc"})).await.0, 204);
+    let (_, run) = app.get(&format!("flow_runs/{run_id}")).await;
+    assert_eq!((run["name"].as_str(), run["tags"].clone()), (Some("renamed"), json!(["z"])));
+    assert_eq!(run["labels"]["team"], "data");
+    assert_eq!(run["labels"]["traceparent"], "00-abc");
+
+    let now = chrono::Utc::now();
+    let (start, end) = ((now - chrono::TimeDelta::hours(1)).to_rfc3339(), (now + chrono::TimeDelta::hours(1)).to_rfc3339());
+    let (status, history) = app
+        .post("flow_runs/history", json!({"history_start": start, "history_end": end, "history_interval_seconds": 3600, "flow_runs": {"id": {"any_": [run_id]}}}))
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let buckets = history.as_array().unwrap();
+    assert_eq!(buckets.len(), 2);
+    let total: i64 = buckets.iter().flat_map(|b| b["states"].as_array().unwrap()).map(|s| s["count_runs"].as_i64().unwrap()).sum();
+    assert_eq!(total, 1);
+
+    assert_eq!(app.delete(&format!("flow_runs/{run_id}")).await.0, 204);
+    assert_eq!(app.get(&format!("flow_runs/{run_id}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn subflow_states_are_mirrored_onto_the_parent_task_run() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let parent = flow_run(&app, &flow_id, json!({"state": {"type": "RUNNING"}})).await;
+    let (status, task) = app.post("task_runs/", json!({"flow_run_id": parent["id"], "task_key": "child", "dynamic_key": "0", "state": {"type": "PENDING"}})).await;
+    assert_eq!(status, 201);
+    let child = flow_run(&app, &flow_id, json!({"parent_task_run_id": task["id"]})).await;
+    set_state(&app, "flow_runs", &id(&child), "RUNNING", false).await;
+    let (_, task) = app.get(&format!("task_runs/{}", id(&task))).await;
+    assert_eq!(task["state_type"], "RUNNING");
+    assert_eq!(task["state"]["state_details"]["child_flow_run_id"], child["id"]);
+    let (_, children) = app.post("flow_runs/filter", json!({"flow_runs": {"parent_flow_run_id": {"any_": [parent["id"]]}}})).await;
+    assert_eq!(children[0]["id"], child["id"]);
+}
+
+#[tokio::test]
+async fn flow_run_inputs_round_trip() {
+    let app = spawn_app().await;
+    let run_id = id(&flow_run(&app, &flow(&app).await, json!({})).await);
+    let (status, _) = app.post(&format!("flow_runs/{run_id}/input"), json!({"key": "answer-1", "value": "{\"n\": 1}"})).await;
+    assert_eq!(status, 201);
+    let (status, _) = app.post(&format!("flow_runs/{run_id}/input"), json!({"key": "answer-1", "value": "2"})).await;
+    assert_eq!(status, 409);
+    let (_, value) = app.get(&format!("flow_runs/{run_id}/input/answer-1")).await;
+    assert_eq!(value, json!({"n": 1}));
+    let (_, found) = app.post(&format!("flow_runs/{run_id}/input/filter"), json!({"prefix": "answer", "limit": 5})).await;
+    assert_eq!(found[0]["key"], "answer-1");
+    assert_eq!(app.delete(&format!("flow_runs/{run_id}/input/answer-1")).await.0, 204);
+    assert_eq!(app.get(&format!("flow_runs/{run_id}/input/answer-1")).await.0, 404);
+}

@@ -1,0 +1,12 @@
+//! HTTP integration tests: the real server on a random port, over SQLite (or
+//! PostgreSQL when `PREFECT_TEST_DATABASE_URL` is set).
+
+mod artifacts;
+mod concurrency;
+mod errors;
+mod events;
+mod flow_runs;
+mod flows;
+mod logs;
+mod support;
+mod task_runs;
