@@ -8,5 +8,6 @@ mod events;
 mod flow_runs;
 mod flows;
 mod logs;
+mod openapi;
 mod support;
 mod task_runs;
