@@ -132,6 +132,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(flow_runs::read_flow_run_input)
         .service(flow_runs::delete_flow_run_input)
         .service(flow_runs::download_logs)
+        .service(flow_runs::read_flow_run_graph)
         .service(flow_run_states::read_flow_run_states)
         .service(flow_run_states::read_flow_run_state)
         // task runs

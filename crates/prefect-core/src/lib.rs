@@ -26,6 +26,7 @@ mod error;
 pub mod events;
 mod flow_runs;
 mod flows;
+mod graph;
 mod logs;
 mod orchestrate;
 mod recorder;

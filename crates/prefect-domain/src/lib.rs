@@ -29,6 +29,7 @@ pub mod events;
 pub mod filters;
 pub mod flow;
 pub mod flow_run;
+pub mod graph;
 pub mod labels;
 pub mod log;
 pub mod names;

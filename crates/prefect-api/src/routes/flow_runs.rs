@@ -4,6 +4,7 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use prefect_domain::filters::RunFilters;
 use prefect_domain::flow_run::{FlowRun, FlowRunCreate, FlowRunUpdate, HistoryResponse};
+use prefect_domain::graph::Graph;
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::sorts::FlowRunSort;
 use prefect_domain::state::{OrchestrationResult, SetStateRequest};
@@ -292,3 +293,17 @@ pub async fn download_logs(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<H
         .body(csv))
 }
 
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct GraphQuery {
+    /// Only nodes that ended at or after this time (or have not ended).
+    #[serde(default)]
+    since: Option<DateTime>,
+}
+
+/// The run's task runs and subflows as a dependency graph; 400 when it has too many nodes.
+#[utoipa::path(tag = "Flow Runs", params(GraphQuery), responses((status = 200, body = Graph), (status = 400), (status = 404)))]
+#[get("/flow_runs/{id}/graph-v2")]
+pub async fn read_flow_run_graph(state: Data<ApiState>, id: Path<Uuid>, query: actix_web::web::Query<GraphQuery>) -> ApiResult<HttpResponse> {
+    Ok(ok(&state.core.flow_run_graph(*id, query.since).await?))
+}

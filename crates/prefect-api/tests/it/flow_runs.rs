@@ -178,3 +178,31 @@ async fn flow_run_inputs_round_trip() {
     assert_eq!(app.delete(&format!("flow_runs/{run_id}/input/answer-1")).await.0, 204);
     assert_eq!(app.get(&format!("flow_runs/{run_id}/input/answer-1")).await.0, 404);
 }
+
+#[tokio::test]
+async fn graph_links_task_inputs_and_subflows() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let parent = flow_run(&app, &flow_id, json!({"state": {"type": "RUNNING"}})).await;
+    let make = |key: &str, inputs: serde_json::Value| json!({"flow_run_id": parent["id"], "task_key": key, "dynamic_key": "0", "task_inputs": inputs, "state": {"type": "RUNNING"}});
+    let (_, upstream) = app.post("task_runs/", make("up", json!({}))).await;
+    let (_, downstream) = app.post("task_runs/", make("down", json!({"x": [{"input_type": "task_run", "id": upstream["id"]}]}))).await;
+    let (_, wrapper) = app.post("task_runs/", make("sub", json!({}))).await;
+    let child = flow_run(&app, &flow_id, json!({"parent_task_run_id": wrapper["id"], "name": "child-run", "state": {"type": "RUNNING"}})).await;
+
+    let (status, graph) = app.get(&format!("flow_runs/{}/graph-v2", id(&parent))).await;
+    assert_eq!(status, 200, "{graph}");
+    let nodes: std::collections::HashMap<String, serde_json::Value> =
+        graph["nodes"].as_array().unwrap().iter().map(|pair| (pair[0].as_str().unwrap().to_owned(), pair[1].clone())).collect();
+    assert_eq!(nodes.len(), 3);
+    let down = &nodes[&id(&downstream)];
+    assert_eq!(down["parents"], json!([{"id": upstream["id"]}]));
+    assert_eq!(nodes[&id(&upstream)]["children"], json!([{"id": downstream["id"]}]));
+    let sub = &nodes[&id(&child)];
+    assert_eq!(sub["kind"], "flow-run");
+    assert!(sub["label"].as_str().unwrap().ends_with("/ child-run"));
+    let roots: Vec<&str> = graph["root_node_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(roots.contains(&id(&upstream).as_str()) && !roots.contains(&id(&downstream).as_str()));
+    assert_eq!(graph["states"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get(&format!("flow_runs/{}/graph-v2", uuid::Uuid::new_v4())).await.0, 404);
+}
