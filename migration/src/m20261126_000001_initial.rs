@@ -470,10 +470,16 @@ mod tests {
 
     #[test]
     fn every_table_is_dropped_on_down() {
-        let created: Vec<String> = tables()
+        let mut created: Vec<String> = tables()
             .iter()
-            .filter_map(|t| t.get_table_name().map(|n| n.to_string()))
+            .filter_map(|t| match t.get_table_name() {
+                Some(TableRef::Table(TableName(_, name), _)) => Some(name.to_string()),
+                _ => None,
+            })
             .collect();
-        assert_eq!(created.len(), TABLES.len());
+        let mut dropped: Vec<String> = TABLES.iter().map(|name| (*name).to_owned()).collect();
+        created.sort();
+        dropped.sort();
+        assert_eq!(created, dropped);
     }
 }

@@ -127,6 +127,8 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_API_MAX_FLOW_RUN_GRAPH_NODES", "core.max_flow_run_graph_nodes"),
     ("PREFECT_SERVER_FLOW_RUN_GRAPH_MAX_ARTIFACTS", "core.max_flow_run_graph_artifacts"),
     ("PREFECT_API_MAX_FLOW_RUN_GRAPH_ARTIFACTS", "core.max_flow_run_graph_artifacts"),
+    ("PREFECT_SERVER_EVENTS_RELATED_RESOURCE_CACHE_TTL", "core.related_resource_cache_ttl_seconds"),
+    ("PREFECT_API_EVENTS_RELATED_RESOURCE_CACHE_TTL", "core.related_resource_cache_ttl_seconds"),
     ("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "services.event_pipeline.persist"),
     ("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "services.event_pipeline.record_task_runs"),
     ("PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),

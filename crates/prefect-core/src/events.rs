@@ -237,11 +237,12 @@ pub struct EventPageResult {
 impl crate::Core {
     /// Stores a batch of events (duplicates by id are ignored); returns how many were new.
     pub async fn persist_events(&self, batch: &[Arc<ReceivedEvent>]) -> Result<usize> {
-        let owned: Vec<ReceivedEvent> = batch.iter().map(|e| (**e).clone()).collect();
-        let txn = self.db().begin_write().await?;
-        let inserted = prefect_storage::events::insert_many(&txn, &owned, time::now()).await?;
-        prefect_storage::commit(txn).await?;
-        Ok(inserted)
+        let owned: Arc<Vec<ReceivedEvent>> = Arc::new(batch.iter().map(|e| (**e).clone()).collect());
+        self.write(None, move |txn| {
+            let owned = Arc::clone(&owned);
+            Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, &owned, time::now()).await?) })
+        })
+        .await
     }
 
     /// The first page of events matching `filter`.

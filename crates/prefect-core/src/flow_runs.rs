@@ -1,6 +1,7 @@
 //! Flow run use cases.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prefect_domain::filters::RunFilters;
 use prefect_domain::flow_run::{CreatedBy, FlowRun, FlowRunCreate, FlowRunUpdate, HistoryResponse, HistoryResponseState};
@@ -80,32 +81,27 @@ impl Core {
             prefect_domain::labels::validate(labels, "labels")?;
         }
         let t = self.transition_context(client);
-        let txn = self.db().begin_write().await?;
-        if let Some(key) = &create.idempotency_key
-            && let Some(existing) = flow_runs::find_by_idempotency_key(&txn, create.flow_id, key, t.now).await?
-        {
-            prefect_storage::commit(txn).await?;
-            return Ok((existing, false));
-        }
-        let flow = flows::read(&txn, create.flow_id).await?.ok_or_else(|| {
+        let reader = self.db().reader();
+        let flow = flows::read(reader, create.flow_id).await?.ok_or_else(|| {
             Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
         })?;
-        let work_queue_id = match &create.work_pool_name {
-            Some(pool) => Some(
-                work_pools::resolve_queue(&txn, pool, create.work_queue_name.as_deref())
+        let (work_queue_id, work_pool) = match &create.work_pool_name {
+            Some(pool) => {
+                let queue_id = work_pools::resolve_queue(reader, pool, create.work_queue_name.as_deref())
                     .await?
-                    .ok_or_else(|| Error::not_found(format!("Work pool {pool:?} or its work queue was not found.")))?,
-            ),
-            None => None,
+                    .ok_or_else(|| Error::not_found(format!("Work pool {pool:?} or its work queue was not found.")))?;
+                let pool = flow_runs::work_pools_of_queues(reader, vec![queue_id]).await?.remove(&queue_id);
+                (Some(queue_id), pool)
+            }
+            None => (None, None),
         };
         let mut labels: KeyValueLabels = flow.labels.clone().unwrap_or_default();
         labels.insert("prefect.flow.id".to_owned(), Value::String(flow.id.to_string()));
         if let Some(user) = &create.labels {
             labels.extend(user.clone());
         }
-        let id = Uuid::now_v7();
         let new = NewFlowRun {
-            id,
+            id: Uuid::now_v7(),
             name: create.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_name),
             flow_id: create.flow_id,
             flow_version: create.flow_version.clone(),
@@ -125,12 +121,42 @@ impl Core {
             created_by,
             auto_scheduled: false,
         };
-        flow_runs::insert(&txn, &new, t.now).await?;
         let initial = create.state.clone().unwrap_or_else(|| StateCreate::of(StateType::Pending)).into_state(t.now);
-        let transition = orchestrate::set_flow_run_state(&txn, self.db().backend(), &t, id, initial, true, None).await?;
-        prefect_storage::commit(txn).await?;
-        self.after_flow_transition(&transition.run, transition.effects).await;
-        Ok((self.read_flow_run(id).await?, true))
+        let inserted = flow_runs::inserted(&new, work_pool, t.now);
+        let job = Arc::new((new, inserted, initial, t, self.db().backend()));
+        // Runs with an idempotency key share a writer with their flow's other keyed runs,
+        // so two creations with one key meet in order rather than racing.
+        let key = create.idempotency_key.as_ref().map(|_| create.flow_id);
+        let outcome = self
+            .write(key, move |txn| {
+                let job = Arc::clone(&job);
+                Box::pin(async move {
+                    let (new, inserted, initial, t, backend) = &*job;
+                    if let Some(key) = &new.idempotency_key
+                        && let Some(existing) = flow_runs::find_by_idempotency_key(txn, new.flow_id, key, t.now).await?
+                    {
+                        return Ok(Err(existing));
+                    }
+                    flow_runs::insert(txn, new, t.now).await?;
+                    let transition =
+                        orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, true).await?;
+                    Ok(Ok(transition))
+                })
+            })
+            .await?;
+        match outcome {
+            Ok(transition) => {
+                let run = &transition.run;
+                if run.deployment_id.is_none() && run.work_queue_id.is_none() && run.parent_task_run_id.is_none() {
+                    // The flow is all this run relates to, and it was just read.
+                    let relations = FlowRunRelations { flow: Some((flow.id, flow.name, flow.tags)), ..Default::default() };
+                    self.inner.relations.insert(run.id, (std::time::Instant::now(), relations));
+                }
+                self.after_flow_transition(&transition.run, transition.effects).await;
+                Ok((transition.run, true))
+            }
+            Err(existing) => Ok((existing, false)),
+        }
     }
 
     pub async fn read_flow_run(&self, id: Uuid) -> Result<FlowRun> {
@@ -212,9 +238,16 @@ impl Core {
     ) -> Result<SetStateOutcome> {
         let t = self.transition_context(client);
         let proposed = state.into_state(t.now);
-        let txn = self.db().begin_write().await?;
-        let transition = orchestrate::set_flow_run_state(&txn, self.db().backend(), &t, id, proposed, force, policy).await?;
-        prefect_storage::commit(txn).await?;
+        let job = Arc::new((t, proposed, self.db().backend()));
+        let transition = self
+            .write(Some(id), move |txn| {
+                let job = Arc::clone(&job);
+                Box::pin(async move {
+                    let (t, proposed, backend) = &*job;
+                    orchestrate::set_flow_run_state(txn, *backend, t, id, proposed.clone(), force, policy).await
+                })
+            })
+            .await?;
         self.after_flow_transition(&transition.run, transition.effects).await;
         Ok(SetStateOutcome { result: transition.result, created: transition.created })
     }
@@ -232,7 +265,23 @@ impl Core {
         }
     }
 
+    /// The resources related to `run`, cached per run for
+    /// `related_resource_cache_ttl_seconds` as Prefect does.
     async fn flow_run_relations(&self, run: &FlowRun) -> Result<FlowRunRelations> {
+        let ttl = std::time::Duration::from_secs_f64(self.settings().related_resource_cache_ttl_seconds.max(0.0));
+        if let Some((read_at, relations)) = self.inner.relations.get(&run.id)
+            && read_at.elapsed() < ttl
+        {
+            return Ok(relations);
+        }
+        let relations = self.read_flow_run_relations(run).await?;
+        if !ttl.is_zero() {
+            self.inner.relations.insert(run.id, (std::time::Instant::now(), relations.clone()));
+        }
+        Ok(relations)
+    }
+
+    async fn read_flow_run_relations(&self, run: &FlowRun) -> Result<FlowRunRelations> {
         let reader = self.db().reader();
         let mut relations = FlowRunRelations::default();
         if let Some(flow) = flows::read(reader, run.flow_id).await? {

@@ -75,6 +75,9 @@ pub struct CoreSettings {
     pub initial_deployment_lease_duration_seconds: f64,
     pub max_flow_run_graph_nodes: usize,
     pub max_flow_run_graph_artifacts: usize,
+    /// How long the resources related to a flow run (its flow, deployment, work
+    /// queue and pool, parent task run) are cached for its state change events.
+    pub related_resource_cache_ttl_seconds: f64,
 }
 
 impl Default for CoreSettings {
@@ -91,6 +94,7 @@ impl Default for CoreSettings {
             initial_deployment_lease_duration_seconds: 300.0,
             max_flow_run_graph_nodes: 10_000,
             max_flow_run_graph_artifacts: 10_000,
+            related_resource_cache_ttl_seconds: 300.0,
         }
     }
 }
@@ -125,18 +129,30 @@ pub struct Core {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     db: Database,
     bus: EventBus,
     settings: CoreSettings,
+    /// Flow run id -> when its related resources were read, and what they were.
+    /// As in Prefect, every state change of a run would otherwise read them again.
+    relations: quick_cache::sync::Cache<uuid::Uuid, (std::time::Instant, events::FlowRunRelations)>,
 }
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("db", &self.db).field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Flow runs whose related resources are cached (Prefect keeps 1000).
+const RELATIONS_CACHE_SIZE: usize = 10_000;
 
 impl Core {
     /// A core over `db`; returns the receiving end of its event bus for the event pipeline.
     pub fn new(db: Database, settings: CoreSettings) -> (Core, EventReceiver) {
         let (bus, receiver) = EventBus::new(settings.event_queue_capacity, EventLimits::default());
-        (Core { inner: Arc::new(Inner { db, bus, settings }) }, receiver)
+        let relations = quick_cache::sync::Cache::new(RELATIONS_CACHE_SIZE);
+        (Core { inner: Arc::new(Inner { db, bus, settings, relations }) }, receiver)
     }
 
     pub fn db(&self) -> &Database {
@@ -149,6 +165,19 @@ impl Core {
 
     pub fn settings(&self) -> &CoreSettings {
         &self.inner.settings
+    }
+
+    /// Runs `job` in a write transaction shared with other concurrent writes
+    /// (group commit, see [`prefect_storage::batch`]); returns once it has committed.
+    ///
+    /// `key` keeps writes about one object (a run id) on one writer. The job may
+    /// run twice (after a rolled-back batch), so it must only touch the database.
+    pub(crate) async fn write<T, F>(&self, key: Option<uuid::Uuid>, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t prefect_storage::DatabaseTransaction) -> prefect_storage::batch::JobFuture<'t, T, Error> + Send + 'static,
+    {
+        self.db().write(key.map(|k| k.as_u64_pair().1), job).await
     }
 
     /// Whether the database answers (`/ready`).

@@ -14,10 +14,12 @@ impl Core {
         if batch.is_empty() {
             return Ok(());
         }
-        let txn = self.db().begin_write().await?;
-        logs::insert_many(&txn, &batch, time::now()).await?;
-        prefect_storage::commit(txn).await?;
-        Ok(())
+        let batch = std::sync::Arc::new(batch);
+        self.write(None, move |txn| {
+            let batch = std::sync::Arc::clone(&batch);
+            Box::pin(async move { Ok(logs::insert_many(txn, &batch, time::now()).await?) })
+        })
+        .await
     }
 
     pub async fn filter_logs(&self, filter: Option<&LogFilter>, sort: LogSort, limit: Option<u64>, offset: u64) -> Result<Vec<Log>> {

@@ -31,6 +31,8 @@ pub(crate) struct TxnStore<'a> {
     pub waits: SlotWaits,
     pub settings: &'a OrchestrationSettings,
     pub now: DateTime,
+    /// A flow run inserted in this transaction: it has no states to collide with.
+    pub new_flow_run: Option<Uuid>,
 }
 
 type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -41,6 +43,9 @@ fn boxed(e: prefect_storage::Error) -> StoreError {
 
 impl OrchestrationStore for TxnStore<'_> {
     async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
+        if self.new_flow_run == Some(flow_run_id) {
+            return Ok(false);
+        }
         flow_runs::state_timestamp_taken(self.txn, flow_run_id, timestamp).await.map_err(boxed)
     }
 
@@ -147,7 +152,7 @@ pub(crate) struct Transition<R> {
     pub result: OrchestrationResult,
     /// A new state row was written.
     pub created: bool,
-    /// The run as it was before the transition.
+    /// The run as it is after the transition (as a read would return it).
     pub run: R,
     pub effects: Vec<Effect>,
 }
@@ -241,33 +246,83 @@ pub(crate) async fn set_flow_run_state(
     policy: Option<FlowPolicy>,
 ) -> Result<Transition<FlowRun>> {
     let run = flow_runs::read_for_update(txn, backend, flow_run_id, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
+    transition_flow_run(txn, backend, t, run, state, force, policy, false).await
+}
+
+/// Orchestrates `state` for `run`, already read (and locked) in `txn`.
+/// `new_run`: the run was inserted in this transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn transition_flow_run(
+    txn: &DatabaseTransaction,
+    backend: Backend,
+    t: &TransitionContext,
+    run: FlowRun,
+    state: State,
+    force: bool,
+    policy: Option<FlowPolicy>,
+    new_run: bool,
+) -> Result<Transition<FlowRun>> {
     let initial = run.state.clone();
     let before = flow_run_data(&run);
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
     let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now };
+    let mut store =
+        TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.then_some(run.id) };
     prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
+    let mut after = run;
     if let (true, Some(validated)) = (created, &ctx.validated_state) {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, Some(run.id), None, t.now).await?),
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?),
             _ => None,
         };
-        flow_runs::insert_state(txn, run.id, validated, artifact, t.now).await?;
-        flow_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(Some(validated.id), &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        flow_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
+        flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(Some(validated.id), &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        after.state_id = Some(validated.id);
+        after.state = Some(validated.clone());
+        apply_flow_run_data(&mut after, &ctx.run, t.now);
     } else if ctx.run != before {
-        flow_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(run.state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(after.state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        apply_flow_run_data(&mut after, &ctx.run, t.now);
     }
-    let mut after = run;
-    after.run_count = ctx.run.run_count;
     Ok(Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,
         run: after,
         effects: ctx.effects,
     })
+}
+
+/// Copies what orchestration changed onto the run, as `write_bookkeeping` stored it.
+fn apply_flow_run_data(run: &mut FlowRun, data: &FlowRunData, now: DateTime) {
+    run.updated = now;
+    run.state_type = data.state_type;
+    run.state_name = data.state_name.clone();
+    run.run_count = data.run_count;
+    run.start_time = data.start_time;
+    run.end_time = data.end_time;
+    run.total_run_time = data.total_run_time;
+    run.expected_start_time = data.expected_start_time;
+    run.next_scheduled_start_time = data.next_scheduled_start_time;
+    run.empirical_policy = data.empirical_policy.clone();
+    run.compute_estimates(now);
+}
+
+/// Copies what orchestration changed onto the run, as `write_bookkeeping` stored it.
+fn apply_task_run_data(run: &mut TaskRun, data: &TaskRunData, now: DateTime) {
+    run.updated = now;
+    run.state_type = data.state_type;
+    run.state_name = data.state_name.clone();
+    run.run_count = data.run_count;
+    run.flow_run_run_count = data.flow_run_run_count;
+    run.start_time = data.start_time;
+    run.end_time = data.end_time;
+    run.total_run_time = data.total_run_time;
+    run.expected_start_time = data.expected_start_time;
+    run.next_scheduled_start_time = data.next_scheduled_start_time;
+    run.compute_estimates(now);
 }
 
 /// Proposes `state` for a task run. `force` applies only the minimal policy;
@@ -281,6 +336,18 @@ pub(crate) async fn set_task_run_state(
     force: bool,
 ) -> Result<Transition<TaskRun>> {
     let run = task_runs::read_for_update(txn, backend, task_run_id, t.now).await?.ok_or_else(|| Error::not_found("Task run not found"))?;
+    transition_task_run(txn, backend, t, run, state, force).await
+}
+
+/// Orchestrates `state` for `run`, already read (and locked) in `txn`.
+pub(crate) async fn transition_task_run(
+    txn: &DatabaseTransaction,
+    backend: Backend,
+    t: &TransitionContext,
+    run: TaskRun,
+    state: State,
+    force: bool,
+) -> Result<Transition<TaskRun>> {
     let initial = run.state.clone();
     let before = task_run_data(&run);
     let policy = if state.state_details.deferred == Some(true) {
@@ -292,25 +359,31 @@ pub(crate) async fn set_task_run_state(
     };
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now };
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: None };
     prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
+    let mut after = run;
     if let (true, Some(validated)) = (created, &ctx.validated_state) {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, run.flow_run_id, Some(run.id), t.now).await?),
+            Some(data) if has_persisted_result(Some(data)) => {
+                Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?)
+            }
             _ => None,
         };
-        task_runs::insert_state(txn, run.id, validated, artifact, t.now).await?;
-        task_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(Some(validated.id), &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        task_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
+        task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(Some(validated.id), &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        after.state_id = Some(validated.id);
+        after.state = Some(validated.clone());
+        apply_task_run_data(&mut after, &ctx.run, t.now);
     } else if ctx.run != before {
-        task_runs::write_bookkeeping(txn, run.id, &bookkeeping_of(run.state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(after.state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        apply_task_run_data(&mut after, &ctx.run, t.now);
     }
     Ok(Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,
-        run,
+        run: after,
         effects: ctx.effects,
     })
 }
-

@@ -153,11 +153,13 @@ impl TaskRunRecorder {
         if reports.is_empty() {
             return Ok(0);
         }
-        let db = self.core.db();
-        let txn = db.begin_write().await?;
-        let recorded = task_runs::record(&txn, reports, time::now()).await?;
-        prefect_storage::commit(txn).await?;
-        Ok(recorded)
+        let reports = std::sync::Arc::new(reports);
+        self.core
+            .write(None, move |txn| {
+                let reports = std::sync::Arc::clone(&reports);
+                Box::pin(async move { Ok(task_runs::record(txn, reports.as_ref().clone(), time::now()).await?) })
+            })
+            .await
     }
 }
 

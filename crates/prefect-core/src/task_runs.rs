@@ -1,5 +1,7 @@
 //! Task run use cases.
 
+use std::sync::Arc;
+
 use prefect_domain::filters::RunFilters;
 use prefect_domain::flow_run::HistoryResponse;
 use prefect_domain::labels::KeyValueLabels;
@@ -35,25 +37,18 @@ impl Core {
             prefect_domain::labels::validate(labels, "labels")?;
         }
         let t = self.transition_context(client);
-        let txn = self.db().begin_write().await?;
-        if let Some(existing) = task_runs::find_by_natural_key(&txn, create.flow_run_id, &create.task_key, &create.dynamic_key, t.now).await? {
-            prefect_storage::commit(txn).await?;
-            return Ok((existing, false));
-        }
         let mut labels: KeyValueLabels = KeyValueLabels::new();
         if let Some(flow_run_id) = create.flow_run_id {
-            let flow_run = flow_runs::read(&txn, flow_run_id, t.now).await?.ok_or_else(|| {
+            labels = flow_runs::read_labels(self.db().reader(), flow_run_id).await?.ok_or_else(|| {
                 Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
             })?;
-            labels = flow_run.labels;
             labels.insert("prefect.flow-run.id".to_owned(), Value::String(flow_run_id.to_string()));
         }
         if let Some(user) = &create.labels {
             labels.extend(user.clone());
         }
-        let id = create.id.unwrap_or_else(Uuid::now_v7);
         let new = NewTaskRun {
-            id,
+            id: create.id.unwrap_or_else(Uuid::now_v7),
             flow_run_id: create.flow_run_id,
             name: create.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_name),
             task_key: create.task_key.clone(),
@@ -66,15 +61,32 @@ impl Core {
             labels: Some(labels),
             task_inputs: create.task_inputs.clone(),
         };
-        task_runs::insert(&txn, &new, t.now).await?;
-        let mut effects = Vec::new();
-        if let Some(state) = create.state.clone() {
-            let transition = orchestrate::set_task_run_state(&txn, self.db().backend(), &t, id, state.into_state(t.now), true).await?;
-            effects = transition.effects;
-        }
-        prefect_storage::commit(txn).await?;
+        let inserted = task_runs::inserted(&new, t.now);
+        let initial = create.state.clone().map(|state| state.into_state(t.now));
+        let job = Arc::new((new, inserted, initial, t, self.db().backend()));
+        // Keyed by flow run: creations of one task in one flow run meet in order (dedupe).
+        let outcome = self
+            .write(create.flow_run_id, move |txn| {
+                let job = Arc::clone(&job);
+                Box::pin(async move {
+                    let (new, inserted, initial, t, backend) = &*job;
+                    if let Some(existing) = task_runs::find_by_natural_key(txn, new.flow_run_id, &new.task_key, &new.dynamic_key, t.now).await? {
+                        return Ok((existing, false, Vec::new()));
+                    }
+                    task_runs::insert(txn, new, t.now).await?;
+                    match initial {
+                        Some(state) => {
+                            let transition = orchestrate::transition_task_run(txn, *backend, t, inserted.clone(), state.clone(), true).await?;
+                            Ok((transition.run, true, transition.effects))
+                        }
+                        None => Ok((inserted.clone(), true, Vec::new())),
+                    }
+                })
+            })
+            .await?;
+        let (run, created, effects) = outcome;
         self.after_task_transition(effects);
-        Ok((self.read_task_run(id).await?, true))
+        Ok((run, created))
     }
 
     pub(crate) fn after_task_transition(&self, effects: Vec<Effect>) {
@@ -128,9 +140,16 @@ impl Core {
     pub async fn set_task_run_state(&self, id: Uuid, state: StateCreate, force: bool, client: &ClientInfo) -> Result<SetStateOutcome> {
         let t = self.transition_context(client);
         let proposed = state.into_state(t.now);
-        let txn = self.db().begin_write().await?;
-        let transition = orchestrate::set_task_run_state(&txn, self.db().backend(), &t, id, proposed, force).await?;
-        prefect_storage::commit(txn).await?;
+        let job = Arc::new((t, proposed, self.db().backend()));
+        let transition = self
+            .write(Some(id), move |txn| {
+                let job = Arc::clone(&job);
+                Box::pin(async move {
+                    let (t, proposed, backend) = &*job;
+                    orchestrate::set_task_run_state(txn, *backend, t, id, proposed.clone(), force).await
+                })
+            })
+            .await?;
         self.after_task_transition(transition.effects);
         Ok(SetStateOutcome { result: transition.result, created: transition.created })
     }

@@ -97,8 +97,26 @@ pub fn normalize_url(url: &str) -> Result<NormalizedUrl> {
 #[derive(Debug, Clone)]
 pub struct Database {
     read: DatabaseConnection,
-    write: DatabaseConnection,
-    backend: Backend,
+    write: WriteConnection,
+    writers: crate::batch::Writers,
+}
+
+/// The pool write transactions come from, and how to begin one.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteConnection {
+    pub conn: DatabaseConnection,
+    pub backend: Backend,
+}
+
+impl WriteConnection {
+    /// `BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL.
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        let options = match self.backend {
+            Backend::Sqlite => TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() },
+            Backend::Postgres => TransactionOptions::default(),
+        };
+        self.conn.begin_with_options(options).await.map_err(Error::from_db)
+    }
 }
 
 impl Database {
@@ -119,7 +137,7 @@ impl Database {
                     // An in-memory database exists per connection: reads must share the writer.
                     write.clone()
                 };
-                Ok(Database { read, write, backend: Backend::Sqlite })
+                Ok(Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1))
             }
             Backend::Postgres => {
                 let mut opt = ConnectOptions::new(normalized.url.clone());
@@ -127,6 +145,9 @@ impl Database {
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
                     .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
+                    // Ping only connections idle long enough to have been dropped, not every checkout.
+                    .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                    .record_stmt_in_spans(false)
                     .sqlx_logging(false);
                 let statement_timeout = options.statement_timeout_seconds;
                 opt.map_sqlx_postgres_opts(move |o| {
@@ -138,7 +159,9 @@ impl Database {
                     }
                 });
                 let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
-                Ok(Database { read: pool.clone(), write: pool, backend: Backend::Postgres })
+                // A few writers so batches overlap; each holds one connection while it runs.
+                let writers = (options.pool_size as usize / 4).clamp(1, 4);
+                Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres }, writers))
             }
         }
     }
@@ -149,7 +172,13 @@ impl Database {
             .min_connections(1)
             .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
             .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
+            // A local file has no connection to lose: skip the ping on every checkout.
+            .test_before_acquire(false)
+            .record_stmt_in_spans(false)
             .sqlx_logging(false);
+        opt.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|conn, _meta| Box::pin(async move { crate::sqlite_tuning::enable_stable_plans(conn).await }))
+        });
         let busy = Duration::from_secs_f64(options.sqlite_busy_timeout_seconds);
         opt.map_sqlx_sqlite_opts(move |o| {
             // Prefect's own SQLite settings (server/database/configurations.py).
@@ -164,14 +193,23 @@ impl Database {
         sea_orm::Database::connect(opt).await.map_err(Error::from_db)
     }
 
+    fn assemble(read: DatabaseConnection, write: WriteConnection, writers: usize) -> Database {
+        let writers = crate::batch::Writers::start(&write, writers);
+        Database { read, write, writers }
+    }
+
+    pub(crate) fn writers(&self) -> &crate::batch::Writers {
+        &self.writers
+    }
+
     /// Which engine this is.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.write.backend
     }
 
     /// SeaORM's name for the backend (for building statements).
     pub fn database_backend(&self) -> DatabaseBackend {
-        match self.backend {
+        match self.write.backend {
             Backend::Sqlite => DatabaseBackend::Sqlite,
             Backend::Postgres => DatabaseBackend::Postgres,
         }
@@ -184,16 +222,14 @@ impl Database {
 
     /// The connection pool for schema changes and single-statement writes.
     pub fn writer(&self) -> &DatabaseConnection {
-        &self.write
+        &self.write.conn
     }
 
-    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL.
+    /// Opens a write transaction of its own: `BEGIN IMMEDIATE` on SQLite, plain
+    /// `BEGIN` on PostgreSQL. Hot paths use [`Database::write`] instead, which
+    /// shares transactions between concurrent callers.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
-        let options = match self.backend {
-            Backend::Sqlite => TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() },
-            Backend::Postgres => TransactionOptions::default(),
-        };
-        self.write.begin_with_options(options).await.map_err(Error::from_db)
+        self.write.begin().await
     }
 
     /// Opens a read-only transaction, for reads that must see one snapshot.
@@ -209,10 +245,10 @@ impl Database {
 
     /// Closes the pools.
     pub async fn close(self) -> Result<()> {
-        if self.backend == Backend::Sqlite {
+        if self.write.backend == Backend::Sqlite {
             self.read.close().await.map_err(Error::from_db)?;
         }
-        self.write.close().await.map_err(Error::from_db)
+        self.write.conn.close().await.map_err(Error::from_db)
     }
 }
 

@@ -101,21 +101,69 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, now: DateTime) -
     Ok(())
 }
 
-/// Loads current states and work pools for many runs in two queries.
-async fn hydrate(c: &impl ConnectionTrait, models: Vec<flow_run::Model>, now: DateTime) -> Result<Vec<FlowRun>> {
-    let state_ids: Vec<Uuid> = models.iter().filter_map(|m| m.state_id).collect();
-    let mut states: HashMap<Uuid, State> = HashMap::with_capacity(state_ids.len());
-    if !state_ids.is_empty() {
-        for model in flow_run_state::Entity::find().filter(flow_run_state::Column::Id.is_in(state_ids)).all(c).await? {
-            states.insert(model.id, convert::flow_run_state(model)?);
-        }
+/// The run [`insert`] writes, as [`read`] would return it (no state yet), so a
+/// creator need not read it back.
+pub fn inserted(run: &NewFlowRun, work_pool: Option<(Uuid, String)>, now: DateTime) -> FlowRun {
+    let (work_pool_id, work_pool_name) = work_pool.map_or((None, None), |(id, name)| (Some(id), Some(name)));
+    FlowRun {
+        id: run.id,
+        created: now,
+        updated: now,
+        name: run.name.clone(),
+        flow_id: run.flow_id,
+        state_id: None,
+        deployment_id: run.deployment_id,
+        deployment_version: run.deployment_version.clone(),
+        work_queue_id: run.work_queue_id,
+        work_queue_name: run.work_queue_name.clone(),
+        flow_version: run.flow_version.clone(),
+        parameters: run.parameters.clone(),
+        idempotency_key: run.idempotency_key.clone(),
+        context: run.context.clone(),
+        empirical_policy: run.empirical_policy.clone(),
+        tags: run.tags.clone(),
+        labels: run.labels.clone(),
+        parent_task_run_id: run.parent_task_run_id,
+        state_type: None,
+        state_name: None,
+        run_count: 0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+        estimated_run_time: 0.0,
+        estimated_start_time_delta: 0.0,
+        auto_scheduled: run.auto_scheduled,
+        infrastructure_document_id: run.infrastructure_document_id,
+        infrastructure_pid: None,
+        created_by: run.created_by.clone(),
+        work_pool_id,
+        work_pool_name,
+        state: None,
+        job_variables: run.job_variables.clone(),
     }
-    let queue_ids: Vec<Uuid> = models.iter().filter_map(|m| m.work_queue_id).collect();
+}
+
+/// Labels of a run, without loading the rest of it.
+pub async fn read_labels(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<KeyValueLabels>> {
+    let labels: Option<Value> = flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Labels)
+        .filter(flow_run::Column::Id.eq(id))
+        .into_tuple()
+        .one(c)
+        .await?;
+    Ok(labels.map(convert::json_object))
+}
+
+/// Builds flow runs from rows joined with their current state, loading work pools in one more query if needed.
+async fn hydrate(c: &impl ConnectionTrait, rows: Vec<(flow_run::Model, Option<flow_run_state::Model>)>, now: DateTime) -> Result<Vec<FlowRun>> {
+    let queue_ids: Vec<Uuid> = rows.iter().filter_map(|(m, _)| m.work_queue_id).collect();
     let pools = work_pools_of_queues(c, queue_ids).await?;
-    models
-        .into_iter()
-        .map(|m| {
-            let state = m.state_id.and_then(|id| states.remove(&id));
+    rows.into_iter()
+        .map(|(m, state)| {
+            let state = state.map(convert::flow_run_state).transpose()?;
             let pool = m.work_queue_id.and_then(|q| pools.get(&q).cloned());
             let mut run = convert::flow_run(m, state, pool)?;
             run.compute_estimates(now);
@@ -124,8 +172,12 @@ async fn hydrate(c: &impl ConnectionTrait, models: Vec<flow_run::Model>, now: Da
         .collect()
 }
 
+fn with_state() -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> {
+    flow_run::Entity::find().find_also_related(flow_run_state::Entity)
+}
+
 /// `work_queue_id -> (work_pool_id, work_pool_name)`.
-pub(crate) async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Uuid, String)>> {
+pub async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Uuid, String)>> {
     queue_ids.sort_unstable();
     queue_ids.dedup();
     if queue_ids.is_empty() {
@@ -145,28 +197,25 @@ pub(crate) async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let Some(model) = flow_run::Entity::find_by_id(id).one(c).await? else { return Ok(None) };
-    Ok(hydrate(c, vec![model], now).await?.pop())
+    let Some(row) = with_state().filter(flow_run::Column::Id.eq(id)).one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![row], now).await?.pop())
 }
 
 /// Reads a run for a transition, locking its row on PostgreSQL until the transaction ends.
 pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let mut select = flow_run::Entity::find_by_id(id);
+    let mut select = with_state().filter(flow_run::Column::Id.eq(id));
     if backend == Backend::Postgres {
-        select = select.lock_exclusive();
+        // Only the run: the state row is immutable, and an outer join's nullable side cannot be locked.
+        sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
     }
-    let Some(model) = select.one(c).await? else { return Ok(None) };
-    Ok(hydrate(c, vec![model], now).await?.pop())
+    let Some(row) = select.one(c).await? else { return Ok(None) };
+    Ok(hydrate(c, vec![row], now).await?.pop())
 }
 
 pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {
-    let found = flow_run::Entity::find()
-        .filter(flow_run::Column::FlowId.eq(flow_id))
-        .filter(flow_run::Column::IdempotencyKey.eq(key))
-        .one(c)
-        .await?;
+    let found = with_state().filter(flow_run::Column::FlowId.eq(flow_id)).filter(flow_run::Column::IdempotencyKey.eq(key)).one(c).await?;
     match found {
-        Some(model) => Ok(hydrate(c, vec![model], now).await?.pop()),
+        Some(row) => Ok(hydrate(c, vec![row], now).await?.pop()),
         None => Ok(None),
     }
 }
@@ -198,12 +247,12 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<FlowRun>> {
-    let mut select = flow_run::Entity::find().filter(query::flow_runs_matching(backend, filters));
+    let mut select = with_state().filter(query::flow_runs_matching(backend, filters));
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
-    let models = select.limit(limit).offset(offset).all(c).await?;
-    hydrate(c, models, now).await
+    let rows = select.limit(limit).offset(offset).all(c).await?;
+    hydrate(c, rows, now).await
 }
 
 pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod artifacts;
+pub mod batch;
 pub mod blocks;
 pub mod concurrency;
 pub mod configuration;
@@ -28,6 +29,7 @@ pub mod db;
 pub mod deployments;
 mod entity;
 mod error;
+mod sqlite_tuning;
 pub mod events;
 pub mod flow_run_inputs;
 pub mod flow_runs;

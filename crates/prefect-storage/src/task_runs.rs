@@ -67,6 +67,40 @@ fn active_model(run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, n
     }
 }
 
+/// The run [`insert`] writes, as [`read`] would return it (no state yet), so a
+/// creator need not read it back.
+pub fn inserted(run: &NewTaskRun, now: DateTime) -> TaskRun {
+    TaskRun {
+        id: run.id,
+        created: now,
+        updated: now,
+        name: run.name.clone(),
+        flow_run_id: run.flow_run_id,
+        task_key: run.task_key.clone(),
+        dynamic_key: run.dynamic_key.clone(),
+        cache_key: run.cache_key.clone(),
+        cache_expiration: run.cache_expiration,
+        task_version: run.task_version.clone(),
+        empirical_policy: run.empirical_policy.clone(),
+        tags: run.tags.clone(),
+        labels: run.labels.clone(),
+        state_id: None,
+        task_inputs: run.task_inputs.clone(),
+        state_type: None,
+        state_name: None,
+        run_count: 0,
+        flow_run_run_count: 0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+        estimated_run_time: 0.0,
+        estimated_start_time_delta: 0.0,
+        state: None,
+    }
+}
+
 /// Bookkeeping of a run that has no state yet.
 pub fn empty_bookkeeping() -> RunBookkeeping {
     RunBookkeeping {
@@ -89,18 +123,18 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, now: DateTime) -
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let Some(model) = task_run::Entity::find_by_id(id).one(c).await? else { return Ok(None) };
-    Ok(hydrate(c, vec![model], now).await?.pop())
+    let Some(row) = with_state().filter(task_run::Column::Id.eq(id)).one(c).await? else { return Ok(None) };
+    Ok(hydrate(vec![row], now)?.pop())
 }
 
 /// Reads a task run for a transition, locking its row on PostgreSQL.
 pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let mut select = task_run::Entity::find_by_id(id);
+    let mut select = with_state().filter(task_run::Column::Id.eq(id));
     if backend == Backend::Postgres {
-        select = select.lock_exclusive();
+        sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
     }
-    let Some(model) = select.one(c).await? else { return Ok(None) };
-    Ok(hydrate(c, vec![model], now).await?.pop())
+    let Some(row) = select.one(c).await? else { return Ok(None) };
+    Ok(hydrate(vec![row], now)?.pop())
 }
 
 /// The task run with this `(flow_run_id, task_key, dynamic_key)`.
@@ -112,35 +146,31 @@ pub async fn find_by_natural_key(
     now: DateTime,
 ) -> Result<Option<TaskRun>> {
     let Some(flow_run_id) = flow_run_id else { return Ok(None) };
-    let found = task_run::Entity::find()
+    let found = with_state()
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .filter(task_run::Column::TaskKey.eq(task_key))
         .filter(task_run::Column::DynamicKey.eq(dynamic_key))
         .one(c)
         .await?;
     match found {
-        Some(model) => Ok(hydrate(c, vec![model], now).await?.pop()),
+        Some(row) => Ok(hydrate(vec![row], now)?.pop()),
         None => Ok(None),
     }
 }
 
-async fn hydrate(c: &impl ConnectionTrait, models: Vec<task_run::Model>, now: DateTime) -> Result<Vec<TaskRun>> {
-    let state_ids: Vec<Uuid> = models.iter().filter_map(|m| m.state_id).collect();
-    let mut states: HashMap<Uuid, State> = HashMap::with_capacity(state_ids.len());
-    if !state_ids.is_empty() {
-        for model in task_run_state::Entity::find().filter(task_run_state::Column::Id.is_in(state_ids)).all(c).await? {
-            states.insert(model.id, convert::task_run_state(model)?);
-        }
-    }
-    models
-        .into_iter()
-        .map(|m| {
-            let state = m.state_id.and_then(|id| states.remove(&id));
+fn hydrate(rows: Vec<(task_run::Model, Option<task_run_state::Model>)>, now: DateTime) -> Result<Vec<TaskRun>> {
+    rows.into_iter()
+        .map(|(m, state)| {
+            let state = state.map(convert::task_run_state).transpose()?;
             let mut run = convert::task_run(m, state)?;
             run.compute_estimates(now);
             Ok(run)
         })
         .collect()
+}
+
+fn with_state() -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> {
+    task_run::Entity::find().find_also_related(task_run_state::Entity)
 }
 
 fn sort_columns(sort: TaskRunSort) -> Vec<(SimpleExpr, Order)> {
@@ -168,12 +198,12 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<TaskRun>> {
-    let mut select = task_run::Entity::find().filter(query::task_runs_matching(backend, filters));
+    let mut select = with_state().filter(query::task_runs_matching(backend, filters));
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
-    let models = select.limit(limit).offset(offset).all(c).await?;
-    hydrate(c, models, now).await
+    let rows = select.limit(limit).offset(offset).all(c).await?;
+    hydrate(rows, now)
 }
 
 pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
@@ -439,10 +469,10 @@ pub async fn history_rows(
 
 /// Ids of task runs of a flow run, newest last (for cancellation and graphs).
 pub async fn of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
-    let models = task_run::Entity::find()
+    let rows = with_state()
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .order_by(task_run::Column::ExpectedStartTime, Order::Asc)
         .all(c)
         .await?;
-    hydrate(c, models, now).await
+    hydrate(rows, now)
 }

@@ -38,6 +38,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The current state (`state_id`); a plain column, not a foreign key.
+    #[sea_orm(belongs_to = "super::task_run_state::Entity", from = "Column::StateId", to = "super::task_run_state::Column::Id")]
+    CurrentState,
+}
+
+impl Related<super::task_run_state::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::CurrentState.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
