@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{EventPipeline, Repossessor};
+use prefect_services::{DatabaseMaintenance, EventPipeline, Repossessor};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -140,6 +140,10 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(EventPipeline::new(settings.services.event_pipeline.clone(), core.clone(), events).run(shutdown.clone())));
+    if settings.services.database_maintenance.enabled {
+        let maintenance = DatabaseMaintenance::new(settings.services.database_maintenance.clone(), core.clone());
+        tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));
+    }
     if services && settings.services.repossessor.enabled {
         tasks.push(tokio::spawn(Repossessor::new(settings.services.repossessor.clone(), core.clone()).run(shutdown.clone())));
     }

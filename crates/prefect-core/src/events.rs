@@ -237,10 +237,11 @@ pub struct EventPageResult {
 impl crate::Core {
     /// Stores a batch of events (duplicates by id are ignored); returns how many were new.
     pub async fn persist_events(&self, batch: &[Arc<ReceivedEvent>]) -> Result<usize> {
-        let owned: Arc<Vec<ReceivedEvent>> = Arc::new(batch.iter().map(|e| (**e).clone()).collect());
+        let shared: Arc<Vec<Arc<ReceivedEvent>>> = Arc::new(batch.to_vec());
+        let backend = self.db().backend();
         self.write(None, move |txn| {
-            let owned = Arc::clone(&owned);
-            Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, &owned, time::now()).await?) })
+            let shared = Arc::clone(&shared);
+            Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, backend, &shared, time::now()).await?) })
         })
         .await
     }

@@ -15,9 +15,10 @@ impl Core {
             return Ok(());
         }
         let batch = std::sync::Arc::new(batch);
+        let backend = self.db().backend();
         self.write(None, move |txn| {
             let batch = std::sync::Arc::clone(&batch);
-            Box::pin(async move { Ok(logs::insert_many(txn, &batch, time::now()).await?) })
+            Box::pin(async move { Ok(logs::insert_many(txn, backend, &batch, time::now()).await?) })
         })
         .await
     }

@@ -7,12 +7,14 @@
 //! transaction per batch, and is safe to run in several server instances
 //! sharing one PostgreSQL database.
 
+pub mod database_maintenance;
 pub mod event_pipeline;
 pub mod repossessor;
 
 use std::future::Future;
 use std::time::Duration;
 
+pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
 use serde::Deserialize;
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ServicesOptions {
+    pub database_maintenance: DatabaseMaintenanceOptions,
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
 }

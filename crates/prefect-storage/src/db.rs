@@ -99,6 +99,8 @@ pub struct Database {
     read: DatabaseConnection,
     write: WriteConnection,
     writers: crate::batch::Writers,
+    /// SQLite files only: a connection that checkpoints the WAL off the write path.
+    checkpointer: Option<DatabaseConnection>,
 }
 
 /// The pool write transactions come from, and how to begin one.
@@ -131,13 +133,17 @@ impl Database {
                     std::fs::create_dir_all(parent).map_err(|e| Error::Io(e.to_string()))?;
                 }
                 let write = Self::sqlite_pool(&normalized.url, options, 1, false).await?;
-                let read = if normalized.sqlite_path.is_some() {
-                    Self::sqlite_pool(&normalized.url, options, options.pool_size.max(1), true).await?
+                let (read, checkpointer) = if normalized.sqlite_path.is_some() {
+                    let read = Self::sqlite_pool(&normalized.url, options, options.pool_size.max(1), true).await?;
+                    let checkpointer = Self::sqlite_pool(&normalized.url, options, 1, false).await?;
+                    (read, Some(checkpointer))
                 } else {
                     // An in-memory database exists per connection: reads must share the writer.
-                    write.clone()
+                    (write.clone(), None)
                 };
-                Ok(Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1))
+                let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1);
+                db.checkpointer = checkpointer;
+                Ok(db)
             }
             Backend::Postgres => {
                 let mut opt = ConnectOptions::new(normalized.url.clone());
@@ -188,6 +194,12 @@ impl Database {
                 .foreign_keys(true)
                 .pragma("cache_size", "-20000")
                 .pragma("temp_store", "memory")
+                // The maintenance service checkpoints every second from its own connection;
+                // writers only checkpoint themselves if it falls far behind (~40 MB of WAL).
+                .pragma("wal_autocheckpoint", "10000")
+                .pragma("journal_size_limit", "67108864")
+                // ANALYZE samples at most this many rows per index: fast on any table size.
+                .pragma("analysis_limit", "1000")
                 .read_only(read_only)
         });
         sea_orm::Database::connect(opt).await.map_err(Error::from_db)
@@ -195,7 +207,7 @@ impl Database {
 
     fn assemble(read: DatabaseConnection, write: WriteConnection, writers: usize) -> Database {
         let writers = crate::batch::Writers::start(&write, writers);
-        Database { read, write, writers }
+        Database { read, write, writers, checkpointer: None }
     }
 
     pub(crate) fn writers(&self) -> &crate::batch::Writers {
@@ -243,8 +255,34 @@ impl Database {
         Ok(())
     }
 
+    /// Copies what the WAL holds back into the SQLite file, without waiting on
+    /// readers or writers (`PRAGMA wal_checkpoint(PASSIVE)`). Doing this on a
+    /// schedule keeps the fsync of checkpoints off the write path. No-op on
+    /// PostgreSQL and in-memory SQLite.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Some(conn) = &self.checkpointer {
+            conn.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await.map_err(Error::from_db)?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the statistics the SQLite query planner uses to pick indexes
+    /// (`ANALYZE`, sampled). Without them SQLite cannot tell a selective filter
+    /// from one that matches every row, and may sort a whole table for one page.
+    /// PostgreSQL's autovacuum does this by itself, so it is a no-op there.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if self.backend() == Backend::Sqlite {
+            self.write(None, |txn| Box::pin(async move { txn.execute_unprepared("ANALYZE").await.map(|_| ()).map_err(Error::from_db) }))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Closes the pools.
     pub async fn close(self) -> Result<()> {
+        if let Some(conn) = self.checkpointer {
+            conn.close().await.map_err(Error::from_db)?;
+        }
         if self.write.backend == Backend::Sqlite {
             self.read.close().await.map_err(Error::from_db)?;
         }

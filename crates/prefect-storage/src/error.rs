@@ -23,6 +23,9 @@ pub enum Error {
     /// Stored data could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A value could not be encoded for the database.
+    #[error("could not encode a value for storage: {0}")]
+    Encode(String),
     /// A filesystem problem (creating the SQLite directory).
     #[error("io error: {0}")]
     Io(String),

@@ -4,90 +4,138 @@
 //! it involves (role `""` for its own resource), which is what related-resource
 //! filters search.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
 use prefect_domain::events::{EventFilter, EventOrder, ReceivedEvent, Resource, ResourceSpecification, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE};
 use prefect_domain::time::DateTime;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Value,
 };
 use uuid::Uuid;
 
-use crate::convert::{from_json, json_object, to_json};
+use crate::convert::{from_json, json_object};
+use crate::bulk::{BulkTable, HexUuid, Json, Kind, Timestamp};
 use crate::db::Backend;
 use crate::entity::{event_resources, events};
 use crate::Result;
 
-/// Events per multi-row INSERT (12 columns each, under SQLite's parameter limit).
-const EVENT_CHUNK: usize = 500;
-/// Resource rows per multi-row INSERT (8 columns each).
-const RESOURCE_CHUNK: usize = 1000;
+/// Events per bulk INSERT (bounds the size of one JSON parameter).
+const EVENT_CHUNK: usize = 2000;
+
+const EVENTS: BulkTable = BulkTable {
+    name: "events",
+    columns: &[
+        ("id", Kind::Uuid),
+        ("created", Kind::Timestamp),
+        ("updated", Kind::Timestamp),
+        ("occurred", Kind::Timestamp),
+        ("event", Kind::Text),
+        ("resource_id", Kind::Text),
+        ("resource", Kind::Json),
+        ("related_resource_ids", Kind::Json),
+        ("related", Kind::Json),
+        ("payload", Kind::Json),
+        ("received", Kind::Timestamp),
+        ("recorded", Kind::Timestamp),
+        ("follows", Kind::Uuid),
+    ],
+    skip_conflicts_on: Some("id"),
+};
+
+const EVENT_RESOURCES: BulkTable = BulkTable {
+    name: "event_resources",
+    columns: &[
+        ("id", Kind::Uuid),
+        ("created", Kind::Timestamp),
+        ("updated", Kind::Timestamp),
+        ("occurred", Kind::Timestamp),
+        ("resource_id", Kind::Text),
+        ("resource_role", Kind::Text),
+        ("resource", Kind::Json),
+        ("event_id", Kind::Uuid),
+    ],
+    skip_conflicts_on: None,
+};
+
+/// One `events` row, in [`EVENTS`] column order.
+type EventRow<'a> = (
+    HexUuid,
+    Timestamp,
+    Timestamp,
+    Timestamp,
+    &'a str,
+    &'a str,
+    Json<&'a Resource>,
+    Json<Vec<&'a str>>,
+    Json<&'a [Resource]>,
+    Json<&'a serde_json::Map<String, serde_json::Value>>,
+    Timestamp,
+    Timestamp,
+    Option<HexUuid>,
+);
+
+/// One `event_resources` row, in [`EVENT_RESOURCES`] column order.
+type ResourceRow<'a> = (HexUuid, Timestamp, Timestamp, Timestamp, &'a str, &'a str, Json<ResourceLabels<'a>>, HexUuid);
+
+/// A resource's labels without its id and role (those have their own columns).
+struct ResourceLabels<'a>(&'a Resource);
+
+impl serde::Serialize for ResourceLabels<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0 .0.iter().filter(|(k, _)| k.as_str() != RESOURCE_ID && k.as_str() != RESOURCE_ROLE))
+    }
+}
 
 /// Inserts events not already stored (by id) with their resource rows; returns how many were new.
-pub async fn insert_many(c: &impl ConnectionTrait, batch: &[ReceivedEvent], now: DateTime) -> Result<usize> {
-    if batch.is_empty() {
-        return Ok(0);
+pub async fn insert_many<E: Borrow<ReceivedEvent>>(c: &impl ConnectionTrait, backend: Backend, batch: &[E], now: DateTime) -> Result<usize> {
+    let mut inserted = 0;
+    for chunk in batch.chunks(EVENT_CHUNK) {
+        inserted += insert_chunk(c, backend, chunk, now).await?;
     }
-    let mut seen = HashSet::with_capacity(batch.len());
-    let unique: Vec<&ReceivedEvent> = batch.iter().filter(|e| seen.insert(e.id)).collect();
-    let mut existing: HashSet<Uuid> = HashSet::new();
-    for ids in unique.chunks(EVENT_CHUNK) {
-        let found: Vec<Uuid> = events::Entity::find()
-            .select_only()
-            .column(events::Column::Id)
-            .filter(events::Column::Id.is_in(ids.iter().map(|e| e.id)))
-            .into_tuple()
-            .all(c)
-            .await?;
-        existing.extend(found);
-    }
-    let fresh: Vec<&ReceivedEvent> = unique.into_iter().filter(|e| !existing.contains(&e.id)).collect();
-    for chunk in fresh.chunks(EVENT_CHUNK) {
-        let models = chunk.iter().map(|e| events::ActiveModel {
-            id: Set(e.id),
-            created: Set(now),
-            updated: Set(now),
-            occurred: Set(e.occurred),
-            event: Set(e.event.clone()),
-            resource_id: Set(e.resource.id().to_owned()),
-            resource: Set(to_json(&e.resource)),
-            related_resource_ids: Set(to_json(&e.related.iter().map(|r| r.id()).collect::<Vec<_>>())),
-            related: Set(to_json(&e.related)),
-            payload: Set(serde_json::Value::Object(e.payload.clone())),
-            received: Set(e.received),
-            recorded: Set(now),
-            follows: Set(e.follows),
-        });
-        events::Entity::insert_many(models)
-            .on_conflict(OnConflict::column(events::Column::Id).do_nothing().to_owned())
-            .exec_without_returning(c)
-            .await?;
-    }
-    let resources: Vec<event_resources::ActiveModel> = fresh
+    Ok(inserted)
+}
+
+async fn insert_chunk<E: Borrow<ReceivedEvent>>(c: &impl ConnectionTrait, backend: Backend, chunk: &[E], now: DateTime) -> Result<usize> {
+    let at = Timestamp(now);
+    let rows: Vec<EventRow<'_>> = chunk
         .iter()
-        .flat_map(|e| {
-            std::iter::once((e, &e.resource, "")).chain(e.related.iter().map(move |r| (e, r, r.role()))).map(move |(e, r, role)| {
-                let mut labels = r.0.clone();
-                labels.remove(RESOURCE_ID);
-                labels.remove(RESOURCE_ROLE);
-                event_resources::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    created: Set(now),
-                    updated: Set(now),
-                    occurred: Set(e.occurred),
-                    resource_id: Set(r.id().to_owned()),
-                    resource_role: Set(role.to_owned()),
-                    resource: Set(to_json(&labels)),
-                    event_id: Set(e.id),
-                }
-            })
+        .map(|e| {
+            let e = e.borrow();
+            (
+                HexUuid(e.id),
+                at,
+                at,
+                Timestamp(e.occurred),
+                e.event.as_str(),
+                e.resource.id(),
+                Json(&e.resource),
+                Json(e.related.iter().map(|r| r.id()).collect()),
+                Json(e.related.as_slice()),
+                Json(&e.payload),
+                Timestamp(e.received),
+                at,
+                e.follows.map(HexUuid),
+            )
         })
         .collect();
-    for chunk in resources.chunks(RESOURCE_CHUNK) {
-        event_resources::Entity::insert_many(chunk.to_vec()).exec_without_returning(c).await?;
+    // Ids already stored (or repeated within the chunk) are skipped; only new events get resource rows.
+    let fresh: HashSet<Uuid> = EVENTS.insert_returning_ids(c, backend, &rows, "id").await?.into_iter().collect();
+    let mut claimed: HashSet<Uuid> = HashSet::with_capacity(fresh.len());
+    let mut resources: Vec<ResourceRow<'_>> = Vec::new();
+    for e in chunk.iter().map(Borrow::borrow) {
+        if !fresh.contains(&e.id) || !claimed.insert(e.id) {
+            continue;
+        }
+        let occurred = Timestamp(e.occurred);
+        resources.push((HexUuid(Uuid::now_v7()), at, at, occurred, e.resource.id(), "", Json(ResourceLabels(&e.resource)), HexUuid(e.id)));
+        for r in &e.related {
+            resources.push((HexUuid(Uuid::now_v7()), at, at, occurred, r.id(), r.role(), Json(ResourceLabels(r)), HexUuid(e.id)));
+        }
     }
+    EVENT_RESOURCES.insert(c, backend, &resources).await?;
     Ok(fresh.len())
 }
 

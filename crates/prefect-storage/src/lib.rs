@@ -21,6 +21,7 @@
 pub mod artifacts;
 pub mod batch;
 pub mod blocks;
+mod bulk;
 pub mod concurrency;
 pub mod configuration;
 mod convert;

@@ -4,33 +4,56 @@ use prefect_domain::filters::LogFilter;
 use prefect_domain::log::{Log, LogCreate};
 use prefect_domain::sorts::LogSort;
 use prefect_domain::time::DateTime;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::Result;
 use crate::convert;
+use crate::bulk::{BulkTable, HexUuid, Kind, Timestamp};
 use crate::db::Backend;
 use crate::entity::log;
 use crate::query;
 
-/// Rows per INSERT, below SQLite's bound-parameter limit (9 columns each).
-const INSERT_CHUNK: usize = 1000;
+/// Log lines per bulk INSERT (bounds the size of one JSON parameter).
+const INSERT_CHUNK: usize = 5000;
 
-/// Inserts log lines with multi-row statements.
-pub async fn insert_many(c: &impl ConnectionTrait, logs: &[LogCreate], now: DateTime) -> Result<()> {
+const LOGS: BulkTable = BulkTable {
+    name: "log",
+    columns: &[
+        ("id", Kind::Uuid),
+        ("created", Kind::Timestamp),
+        ("updated", Kind::Timestamp),
+        ("name", Kind::Text),
+        ("level", Kind::BigInt),
+        ("flow_run_id", Kind::Uuid),
+        ("task_run_id", Kind::Uuid),
+        ("message", Kind::Text),
+        ("timestamp", Kind::Timestamp),
+    ],
+    skip_conflicts_on: None,
+};
+
+/// Inserts log lines, a few thousand per statement.
+pub async fn insert_many(c: &impl ConnectionTrait, backend: Backend, logs: &[LogCreate], now: DateTime) -> Result<()> {
+    let at = Timestamp(now);
     for chunk in logs.chunks(INSERT_CHUNK) {
-        let models = chunk.iter().map(|l| log::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            created: Set(now),
-            updated: Set(now),
-            name: Set(l.name.clone()),
-            level: Set(l.level),
-            flow_run_id: Set(l.flow_run_id),
-            task_run_id: Set(l.task_run_id),
-            message: Set(l.message.clone()),
-            timestamp: Set(l.timestamp),
-        });
-        log::Entity::insert_many(models).exec_without_returning(c).await?;
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|l| {
+                (
+                    HexUuid(Uuid::now_v7()),
+                    at,
+                    at,
+                    l.name.as_str(),
+                    l.level,
+                    l.flow_run_id.map(HexUuid),
+                    l.task_run_id.map(HexUuid),
+                    l.message.as_str(),
+                    Timestamp(l.timestamp),
+                )
+            })
+            .collect();
+        LOGS.insert(c, backend, &rows).await?;
     }
     Ok(())
 }
