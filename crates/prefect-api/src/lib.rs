@@ -179,6 +179,16 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(concurrency_limits::delete_tag_limit_by_tag)
         .service(concurrency_limits::read_tag_limit)
         .service(concurrency_limits::delete_tag_limit)
+        // variables: fixed paths before `{id}`
+        .service(variables::create_variable)
+        .service(variables::filter_variables)
+        .service(variables::count_variables)
+        .service(variables::read_variable_by_name)
+        .service(variables::update_variable_by_name)
+        .service(variables::delete_variable_by_name)
+        .service(variables::read_variable)
+        .service(variables::update_variable)
+        .service(variables::delete_variable)
         // events
         .service(events::create_events)
         .service(events::filter_events)

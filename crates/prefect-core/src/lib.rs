@@ -30,6 +30,7 @@ mod logs;
 mod orchestrate;
 mod recorder;
 mod task_runs;
+mod variables;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};
 pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use recorder::TaskRunRecorder;
+pub use variables::VariableRef;
 
 /// What the caller told us about itself (from request headers).
 #[derive(Debug, Clone, Default)]

@@ -37,6 +37,7 @@ pub mod sorts;
 pub mod state;
 pub mod task_run;
 pub mod time;
+pub mod variable;
 
 pub use error::{Error, Result};
 

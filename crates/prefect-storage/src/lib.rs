@@ -35,6 +35,7 @@ pub mod flows;
 pub mod logs;
 pub mod query;
 pub mod task_runs;
+pub mod variables;
 pub mod work_pools;
 
 pub use db::{Backend, Database, DatabaseOptions};

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod root;
 pub mod task_run_states;
 pub mod task_runs;
+pub mod variables;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

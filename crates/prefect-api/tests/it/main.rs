@@ -10,3 +10,4 @@ mod flows;
 mod logs;
 mod support;
 mod task_runs;
+mod variables;
