@@ -136,6 +136,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     let is_sqlite = db.backend() == prefect_storage::Backend::Sqlite;
     let (core, events) = Core::new(db, settings.core.clone());
+    if settings.blocks.register_on_start {
+        core.install_system_block_types().await.context("registering the system block types")?;
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();

@@ -21,6 +21,7 @@
 
 mod admin;
 mod artifacts;
+pub mod blocks;
 mod concurrency;
 mod error;
 pub mod events;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod artifact;
+pub mod block;
 pub mod concurrency;
 pub mod error;
 pub mod events;

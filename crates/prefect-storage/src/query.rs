@@ -68,6 +68,11 @@ fn like(backend: Backend, column_sql: &str, needle: &str) -> Condition {
     })
 }
 
+/// `table.column` contains `needle`, case-insensitively.
+pub(crate) fn ilike(backend: Backend, table: &str, column: &str, needle: &str) -> Condition {
+    like(backend, &quoted(table, column), needle)
+}
+
 fn strings_condition<C: ColumnTrait>(backend: Backend, table: &str, column: C, f: &StringFilter) -> Condition {
     let column_sql = quoted(table, column.as_str());
     let mut out = Vec::new();
@@ -126,7 +131,7 @@ fn int_condition<C: ColumnTrait>(column: C, f: &IntFilter) -> Vec<Condition> {
 }
 
 /// `tags` (a JSON array of strings) contains `tag`.
-fn json_array_contains(backend: Backend, column_sql: &str, tag: &str) -> Expr {
+pub(crate) fn json_array_contains(backend: Backend, column_sql: &str, tag: &str) -> Expr {
     match backend {
         Backend::Postgres => Expr::cust_with_values(format!("{column_sql} @> $1"), [Value::Json(Some(Box::new(serde_json::json!([tag]))))]),
         Backend::Sqlite => Expr::cust_with_values(format!("EXISTS (SELECT 1 FROM json_each({column_sql}) WHERE json_each.value = ?)"), [tag]),

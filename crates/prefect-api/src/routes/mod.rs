@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod blocks;
 pub mod concurrency_limits;
 pub mod concurrency_limits_v2;
 pub mod events;

@@ -19,11 +19,11 @@ use crate::routes::{created, no_content, ok};
 pub struct VariableFilterBody {
     #[serde(default)]
     pub variables: Option<VariableFilter>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub sort: VariableSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

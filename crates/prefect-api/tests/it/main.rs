@@ -2,6 +2,7 @@
 //! PostgreSQL when `PREFECT_TEST_DATABASE_URL` is set).
 
 mod artifacts;
+mod blocks;
 mod concurrency;
 mod errors;
 mod events;
