@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{EventPipeline, Repossessor};
+use prefect_services::{EventPipeline, PauseExpirations, Repossessor};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -145,6 +145,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     tasks.push(tokio::spawn(EventPipeline::new(settings.services.event_pipeline.clone(), core.clone(), events).run(shutdown.clone())));
     if services && settings.services.repossessor.enabled {
         tasks.push(tokio::spawn(Repossessor::new(settings.services.repossessor.clone(), core.clone()).run(shutdown.clone())));
+    }
+    if services && settings.services.pause_expirations.enabled {
+        tasks.push(tokio::spawn(PauseExpirations::new(settings.services.pause_expirations.clone(), core.clone()).run(shutdown.clone())));
     }
 
     let mut api_settings = settings.api.clone();

@@ -149,6 +149,8 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_API_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED", "services.repossessor.enabled"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "services.repossessor.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "services.pause_expirations.enabled"),
+    ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "services.pause_expirations.loop_seconds"),
     ("PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
     ("PREFECT_API_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
 ];
@@ -257,7 +259,19 @@ mod tests {
         assert_eq!(s.server.port, 4321);
         assert_eq!(s.database.connection.url, "postgresql+asyncpg://u@h:5432/db");
         assert!(!s.services.repossessor.enabled);
+        assert!(s.services.pause_expirations.enabled);
         assert_eq!(s.logging_level, "DEBUG");
+    }
+
+    #[test]
+    fn pause_expiration_settings() {
+        let s = Settings::load(
+            None,
+            &env(&[("PREFECT_API_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "false"), ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "0.5")]),
+        )
+        .unwrap();
+        assert!(!s.services.pause_expirations.enabled);
+        assert_eq!(s.services.pause_expirations.loop_seconds, 0.5);
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(flow_runs::update_flow_run)
         .service(flow_runs::delete_flow_run)
         .service(flow_runs::set_flow_run_state)
+        .service(flow_runs::resume_flow_run)
         .service(flow_runs::update_flow_run_labels)
         .service(flow_runs::create_flow_run_input)
         .service(flow_runs::filter_flow_run_inputs)

@@ -29,8 +29,11 @@ mod flow_runs;
 mod flows;
 mod logs;
 mod orchestrate;
+mod pause;
 mod recorder;
+pub mod schema_tools;
 mod task_runs;
+pub mod templates;
 mod variables;
 
 use std::sync::Arc;
@@ -46,6 +49,7 @@ pub use concurrency::{AcquireMode, Acquired};
 pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};
 pub use flow_runs::{FlowRunInput, SetStateOutcome};
+pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
 pub use variables::VariableRef;
 

@@ -8,12 +8,14 @@
 //! sharing one PostgreSQL database.
 
 pub mod event_pipeline;
+pub mod pause_expirations;
 pub mod repossessor;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
+pub use pause_expirations::{PauseExpirations, PauseExpirationsOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub struct ServicesOptions {
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
+    pub pause_expirations: PauseExpirationsOptions,
 }
 
 /// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.

@@ -9,6 +9,7 @@ mod events;
 mod flow_runs;
 mod flows;
 mod logs;
+mod pause;
 mod support;
 mod task_runs;
 mod variables;
