@@ -212,6 +212,14 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(blocks::read_block_document)
         .service(blocks::update_block_document)
         .service(blocks::delete_block_document)
+        // saved searches, template and schema checks
+        .service(saved_searches::create_saved_search)
+        .service(saved_searches::filter_saved_searches)
+        .service(saved_searches::read_saved_search)
+        .service(saved_searches::delete_saved_search)
+        .service(templates::validate_template)
+        .service(templates::validate_automation_template)
+        .service(ui_schemas::validate_schema_values)
         // events
         .service(events::create_events)
         .service(events::filter_events)

@@ -31,6 +31,7 @@ mod logs;
 mod orchestrate;
 mod pause;
 mod recorder;
+mod saved_searches;
 pub mod schema_tools;
 mod task_runs;
 pub mod templates;

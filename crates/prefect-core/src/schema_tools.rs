@@ -293,6 +293,8 @@ pub fn validate(instance: &Value, schema: &Value, placeholders: &[Placeholder]) 
         let message = python_message(error.kind(), error.instance()).unwrap_or_else(|| error.to_string());
         out.push(Violation { path, message, missing_property });
     }
+    // Python's validator reports `properties` before `required` (schema keyword order).
+    out.sort_by_key(|v| v.missing_property.is_some());
     for placeholder in placeholders {
         if let Some(message) = &placeholder.error {
             out.push(Violation { path: placeholder.path.clone(), message: message.clone(), missing_property: None });

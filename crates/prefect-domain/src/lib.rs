@@ -34,6 +34,7 @@ pub mod labels;
 pub mod log;
 pub mod names;
 pub mod pagination;
+pub mod saved_search;
 pub mod sorts;
 pub mod state;
 pub mod task_run;

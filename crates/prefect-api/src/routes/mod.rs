@@ -11,8 +11,11 @@ pub mod flow_runs;
 pub mod flows;
 pub mod logs;
 pub mod root;
+pub mod saved_searches;
 pub mod task_run_states;
 pub mod task_runs;
+pub mod templates;
+pub mod ui_schemas;
 pub mod variables;
 
 use actix_web::HttpResponse;

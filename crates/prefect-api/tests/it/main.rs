@@ -10,6 +10,7 @@ mod flow_runs;
 mod flows;
 mod logs;
 mod pause;
+mod saved_searches;
 mod support;
 mod task_runs;
 mod variables;
