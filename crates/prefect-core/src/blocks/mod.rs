@@ -56,8 +56,11 @@ fn document_event(action: &str, d: &BlockDocument) -> prefect_domain::events::Re
     lifecycle("block-document", action, d.id, d.name.as_deref(), json!({"name": d.name, "data": data, "block_schema": schema}), related)
 }
 
+/// Fields of a document's data that nest another document: (field name, document id).
+type DocumentReferences = Vec<(String, Uuid)>;
+
 /// Splits `{"$ref": {"block_document_id": …}}` fields off a document's data.
-fn separate_references(data: &Map<String, Value>) -> Result<(Map<String, Value>, Vec<(String, Uuid)>)> {
+fn separate_references(data: &Map<String, Value>) -> Result<(Map<String, Value>, DocumentReferences)> {
     let mut own = Map::new();
     let mut references = Vec::new();
     for (key, value) in data {
