@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{DatabaseMaintenance, EventPipeline, Repossessor};
+use prefect_services::{DatabaseMaintenance, EventPipeline, PauseExpirations, Repossessor};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -136,6 +136,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     let is_sqlite = db.backend() == prefect_storage::Backend::Sqlite;
     let (core, events) = Core::new(db, settings.core.clone());
+    if settings.blocks.register_on_start {
+        core.install_system_block_types().await.context("registering the system block types")?;
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -146,6 +149,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     if services && settings.services.repossessor.enabled {
         tasks.push(tokio::spawn(Repossessor::new(settings.services.repossessor.clone(), core.clone()).run(shutdown.clone())));
+    }
+    if services && settings.services.pause_expirations.enabled {
+        tasks.push(tokio::spawn(PauseExpirations::new(settings.services.pause_expirations.clone(), core.clone()).run(shutdown.clone())));
     }
 
     let mut api_settings = settings.api.clone();

@@ -48,6 +48,20 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// Block settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BlocksSettings {
+    /// Register the block types the server ships when it starts.
+    pub register_on_start: bool,
+}
+
+impl Default for BlocksSettings {
+    fn default() -> Self {
+        BlocksSettings { register_on_start: true }
+    }
+}
+
 /// Everything the binary configures.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -61,6 +75,7 @@ pub struct Settings {
     pub core: CoreSettings,
     pub api: ApiSettings,
     pub services: ServicesOptions,
+    pub blocks: BlocksSettings,
 }
 
 impl Default for Settings {
@@ -73,6 +88,7 @@ impl Default for Settings {
             core: CoreSettings::default(),
             api: ApiSettings::default(),
             services: ServicesOptions::default(),
+            blocks: BlocksSettings::default(),
         }
     }
 }
@@ -135,6 +151,10 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_API_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED", "services.repossessor.enabled"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "services.repossessor.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "services.pause_expirations.enabled"),
+    ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "services.pause_expirations.loop_seconds"),
+    ("PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
+    ("PREFECT_API_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
 ];
 
 /// Maps a legacy `PREFECT_API_SERVICES_*` name to its `PREFECT_SERVER_SERVICES_*` twin.
@@ -241,7 +261,19 @@ mod tests {
         assert_eq!(s.server.port, 4321);
         assert_eq!(s.database.connection.url, "postgresql+asyncpg://u@h:5432/db");
         assert!(!s.services.repossessor.enabled);
+        assert!(s.services.pause_expirations.enabled);
         assert_eq!(s.logging_level, "DEBUG");
+    }
+
+    #[test]
+    fn pause_expiration_settings() {
+        let s = Settings::load(
+            None,
+            &env(&[("PREFECT_API_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "false"), ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "0.5")]),
+        )
+        .unwrap();
+        assert!(!s.services.pause_expirations.enabled);
+        assert_eq!(s.services.pause_expirations.loop_seconds, 0.5);
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl ResponseError for ApiError {
             ApiError::Core(C::Invalid { field: Some(field), message }) => validation_body(
                 vec![ValidationDetail {
                     kind: "value_error".to_owned(),
-                    loc: std::iter::once("body").chain(field.split('.')).map(|s| Value::String(s.to_owned())).collect(),
+                    loc: std::iter::once("body").chain(field.split('.').filter(|s| !s.is_empty())).map(|s| Value::String(s.to_owned())).collect(),
                     msg: message.clone(),
                     input: Value::Null,
                 }],

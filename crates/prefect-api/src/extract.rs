@@ -185,3 +185,13 @@ mod tests {
         assert!(parse_json::<std::collections::HashMap<String, Value>>(b"").unwrap().is_empty());
     }
 }
+
+/// Reads an embedded body field sent as `null` as its default, as FastAPI does for
+/// body parameters with defaults (`"offset": null` means offset 0).
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
+}

@@ -2,7 +2,7 @@
 
 use prefect_domain::time;
 use prefect_domain::time::DateTime;
-use prefect_storage::{blocks, configuration, csrf};
+use prefect_storage::{ConnectionTrait, blocks, configuration, csrf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,8 +18,17 @@ pub struct ServerDefaultResultStorage {
 
 impl Core {
     pub async fn read_default_result_storage(&self) -> Result<ServerDefaultResultStorage> {
-        let value = configuration::read(self.db().reader(), DEFAULT_RESULT_STORAGE_KEY).await?;
+        self.read_default_result_storage_in(self.db().reader()).await
+    }
+
+    pub(crate) async fn read_default_result_storage_in(&self, c: &impl ConnectionTrait) -> Result<ServerDefaultResultStorage> {
+        let value = configuration::read(c, DEFAULT_RESULT_STORAGE_KEY).await?;
         Ok(value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
+    }
+
+    pub(crate) async fn clear_default_result_storage_in(&self, c: &impl ConnectionTrait) -> Result<()> {
+        configuration::delete(c, DEFAULT_RESULT_STORAGE_KEY).await?;
+        Ok(())
     }
 
     /// Sets the default; the block must exist and be able to write results.
@@ -39,7 +48,7 @@ impl Core {
 
     pub async fn clear_default_result_storage(&self) -> Result<()> {
         let txn = self.db().begin_write().await?;
-        configuration::delete(&txn, DEFAULT_RESULT_STORAGE_KEY).await?;
+        self.clear_default_result_storage_in(&txn).await?;
         prefect_storage::commit(txn).await?;
         Ok(())
     }

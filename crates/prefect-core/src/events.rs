@@ -343,3 +343,36 @@ impl crate::Core {
         }
     }
 }
+
+/// `prefect.<kind>.<action>` for an object the server created, updated or deleted
+/// (variables, block types, block documents), as Prefect's lifecycle events.
+pub fn lifecycle(kind: &str, action: &str, id: uuid::Uuid, name: Option<&str>, payload: Value, related: Vec<Resource>) -> ReceivedEvent {
+    let now = time::now();
+    let mut resource = Resource::with_id(format!("prefect.{kind}.{id}"));
+    if let Some(name) = name {
+        resource = resource.label(RESOURCE_NAME, name);
+    }
+    ReceivedEvent {
+        occurred: now,
+        event: format!("prefect.{kind}.{action}"),
+        resource,
+        related,
+        payload: match payload {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        },
+        id: uuid::Uuid::now_v7(),
+        follows: None,
+        received: now,
+    }
+}
+
+impl crate::Core {
+    /// Publishes a server-made event; a stopped pipeline is logged, never fatal to the caller.
+    pub(crate) async fn emit(&self, event: ReceivedEvent) {
+        let name = event.event.clone();
+        if let Err(error) = self.events().publish(event).await {
+            tracing::warn!(event = %name, %error, "Could not publish a lifecycle event.");
+        }
+    }
+}

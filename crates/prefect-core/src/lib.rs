@@ -21,6 +21,7 @@
 
 mod admin;
 mod artifacts;
+pub mod blocks;
 mod concurrency;
 mod error;
 pub mod events;
@@ -29,8 +30,13 @@ mod flows;
 mod graph;
 mod logs;
 mod orchestrate;
+mod pause;
 mod recorder;
+mod saved_searches;
+pub mod schema_tools;
 mod task_runs;
+pub mod templates;
+mod variables;
 
 use std::sync::Arc;
 
@@ -45,7 +51,9 @@ pub use concurrency::{AcquireMode, Acquired};
 pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};
 pub use flow_runs::{FlowRunInput, SetStateOutcome};
+pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
+pub use variables::VariableRef;
 
 /// What the caller told us about itself (from request headers).
 #[derive(Debug, Clone, Default)]

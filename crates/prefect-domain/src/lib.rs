@@ -23,6 +23,7 @@
 //! ```
 
 pub mod artifact;
+pub mod block;
 pub mod concurrency;
 pub mod error;
 pub mod events;
@@ -34,10 +35,12 @@ pub mod labels;
 pub mod log;
 pub mod names;
 pub mod pagination;
+pub mod saved_search;
 pub mod sorts;
 pub mod state;
 pub mod task_run;
 pub mod time;
+pub mod variable;
 
 pub use error::{Error, Result};
 

@@ -9,6 +9,7 @@
 
 pub mod database_maintenance;
 pub mod event_pipeline;
+pub mod pause_expirations;
 pub mod repossessor;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
+pub use pause_expirations::{PauseExpirations, PauseExpirationsOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,7 @@ pub struct ServicesOptions {
     pub database_maintenance: DatabaseMaintenanceOptions,
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
+    pub pause_expirations: PauseExpirationsOptions,
 }
 
 /// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.

@@ -424,3 +424,15 @@ pub async fn history_rows(c: &impl ConnectionTrait, backend: Backend, filters: &
         .await?;
     rows.into_iter().filter_map(|r| history_row(r).transpose()).collect()
 }
+
+/// Paused runs with an id greater than `after`, in id order (for paging through all of them).
+pub async fn paused_after(c: &impl ConnectionTrait, after: Uuid, limit: u64, now: DateTime) -> Result<Vec<FlowRun>> {
+    let rows = with_state()
+        .filter(flow_run::Column::StateType.eq("PAUSED"))
+        .filter(flow_run::Column::Id.gt(after))
+        .order_by(flow_run::Column::Id, sea_orm::Order::Asc)
+        .limit(limit)
+        .all(c)
+        .await?;
+    hydrate(c, rows, now).await
+}

@@ -37,7 +37,9 @@ pub mod flow_runs;
 pub mod flows;
 pub mod logs;
 pub mod query;
+pub mod saved_searches;
 pub mod task_runs;
+pub mod variables;
 pub mod work_pools;
 
 pub use db::{Backend, Database, DatabaseOptions};

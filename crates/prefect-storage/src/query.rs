@@ -12,11 +12,12 @@ use prefect_domain::filters::{
     WorkQueueFilter,
 };
 use prefect_domain::state::StateType;
+use prefect_domain::variable::VariableFilter;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Value};
 
 use crate::db::Backend;
-use crate::entity::{artifact, deployment, flow, flow_run, log, task_run, work_pool, work_queue};
+use crate::entity::{artifact, deployment, flow, flow_run, log, task_run, variable, work_pool, work_queue};
 
 fn combine(operator: Operator, conditions: Vec<Condition>) -> Condition {
     let mut out = match operator {
@@ -65,6 +66,11 @@ fn like(backend: Backend, column_sql: &str, needle: &str) -> Condition {
         Backend::Postgres => Expr::cust_with_values(format!("{column_sql} ILIKE $1"), [pattern]),
         Backend::Sqlite => Expr::cust_with_values(format!("{column_sql} LIKE ?"), [pattern]),
     })
+}
+
+/// `table.column` contains `needle`, case-insensitively.
+pub(crate) fn ilike(backend: Backend, table: &str, column: &str, needle: &str) -> Condition {
+    like(backend, &quoted(table, column), needle)
 }
 
 fn strings_condition<C: ColumnTrait>(backend: Backend, table: &str, column: C, f: &StringFilter) -> Condition {
@@ -125,7 +131,7 @@ fn int_condition<C: ColumnTrait>(column: C, f: &IntFilter) -> Vec<Condition> {
 }
 
 /// `tags` (a JSON array of strings) contains `tag`.
-fn json_array_contains(backend: Backend, column_sql: &str, tag: &str) -> Expr {
+pub(crate) fn json_array_contains(backend: Backend, column_sql: &str, tag: &str) -> Expr {
     match backend {
         Backend::Postgres => Expr::cust_with_values(format!("{column_sql} @> $1"), [Value::Json(Some(Box::new(serde_json::json!([tag]))))]),
         Backend::Sqlite => Expr::cust_with_values(format!("EXISTS (SELECT 1 FROM json_each({column_sql}) WHERE json_each.value = ?)"), [tag]),
@@ -566,4 +572,26 @@ pub fn artifacts_matching(backend: Backend, artifacts: Option<&ArtifactFilter>, 
         cond = cond.add(artifact::Column::TaskRunId.into_expr().in_subquery(ids));
     }
     cond
+}
+
+/// Conditions on `variable` rows.
+pub fn variable_condition(backend: Backend, f: &VariableFilter) -> Condition {
+    use variable::Column as C;
+    let mut out = Vec::new();
+    if let Some(id) = f.id.as_ref().and_then(|id| id.any_.as_ref()) {
+        out.push(expr(C::Id.into_expr().is_in(id.iter().copied())));
+    }
+    if let Some(name) = &f.name {
+        if let Some(any) = &name.any_ {
+            out.push(expr(C::Name.into_expr().is_in(any.iter().cloned())));
+        }
+        if let Some(needle) = &name.like_ {
+            out.push(like(backend, &quoted("variable", "name"), needle));
+        }
+    }
+    if let Some(tags) = &f.tags {
+        let tags = TagsFilter { operator: tags.operator, all_: tags.all_.clone(), any_: None, is_null_: tags.is_null_ };
+        out.push(tags_condition(backend, "variable", "tags", &tags));
+    }
+    combine(f.operator, out)
 }

@@ -116,6 +116,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let db = Arc::new(TestDb::new().await);
     let (core, events) = Core::new(db.db.clone(), options.core.clone());
+    // The real server registers the block types it ships on start.
+    core.install_system_block_types().await.expect("register the system block types");
     let shutdown = CancellationToken::new();
     if !options.without_event_pipeline {
         let pipeline = EventPipeline::new(EventPipelineOptions { flush_interval_ms: 5, ..Default::default() }, core.clone(), events);

@@ -307,3 +307,20 @@ pub struct GraphQuery {
 pub async fn read_flow_run_graph(state: Data<ApiState>, id: Path<Uuid>, query: actix_web::web::Query<GraphQuery>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.flow_run_graph(*id, query.since).await?))
 }
+
+/// Body of `POST /flow_runs/{id}/resume`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResumeFlowRunBody {
+    /// Input for a run paused with `wait_for_input`, validated against its schema.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub run_input: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Resumes a paused run. REJECT when its run input does not validate, ABORT when it is not paused.
+#[utoipa::path(tag = "Flow Runs", request_body = ResumeFlowRunBody, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
+#[post("/flow_runs/{id}/resume")]
+pub async fn resume_flow_run(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<ResumeFlowRunBody>) -> ApiResult<HttpResponse> {
+    let outcome = state.core.resume_flow_run(*id, body.0.run_input, &client.0).await?;
+    Ok(created_or_ok(outcome.created, &outcome.result))
+}

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod blocks;
 pub mod concurrency_limits;
 pub mod concurrency_limits_v2;
 pub mod events;
@@ -10,8 +11,12 @@ pub mod flow_runs;
 pub mod flows;
 pub mod logs;
 pub mod root;
+pub mod saved_searches;
 pub mod task_run_states;
 pub mod task_runs;
+pub mod templates;
+pub mod ui_schemas;
+pub mod variables;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -2,6 +2,7 @@
 //! PostgreSQL when `PREFECT_TEST_DATABASE_URL` is set).
 
 mod artifacts;
+mod blocks;
 mod concurrency;
 mod errors;
 mod events;
@@ -9,5 +10,8 @@ mod flow_runs;
 mod flows;
 mod logs;
 mod openapi;
+mod pause;
+mod saved_searches;
 mod support;
 mod task_runs;
+mod variables;

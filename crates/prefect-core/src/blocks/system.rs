@@ -1,0 +1,98 @@
+//! The block types the server ships and registers on start (as Prefect registers the
+//! blocks of the `prefect` package): secrets, webhooks, file systems and notification
+//! blocks. Their schemas are functional data kept in `data/system_block_types.json`;
+//! checksums are computed on registration with [`super::checksum::checksum`], so a
+//! client whose own schema differs simply registers its version beside ours.
+
+use prefect_domain::block::{BlockSchemaCreate, BlockTypeCreate};
+use prefect_domain::time;
+use prefect_storage::blocks;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{Core, Error, Result};
+
+const DATA: &str = include_str!("../../data/system_block_types.json");
+
+#[derive(Debug, Deserialize)]
+struct SystemBlocks {
+    block_types: Vec<SystemBlockType>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SystemBlockType {
+    name: String,
+    slug: String,
+    logo_url: Option<String>,
+    documentation_url: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    code_example: Option<String>,
+    is_protected: bool,
+    schema: SystemBlockSchema,
+}
+
+#[derive(Debug, Deserialize)]
+struct SystemBlockSchema {
+    version: String,
+    capabilities: Vec<String>,
+    fields: Map<String, Value>,
+}
+
+fn system_blocks() -> Result<SystemBlocks> {
+    serde_json::from_str(DATA).map_err(|e| Error::Internal(format!("system block data: {e}")))
+}
+
+/// Slugs of the block types the server ships.
+pub fn system_block_type_slugs() -> Vec<String> {
+    system_blocks().map(|b| b.block_types.into_iter().map(|t| t.slug).collect()).unwrap_or_default()
+}
+
+impl Core {
+    /// Registers (or refreshes) the shipped block types and their schemas. Idempotent: a
+    /// schema already stored with the same checksum and version is left alone.
+    pub async fn install_system_block_types(&self) -> Result<()> {
+        for shipped in system_blocks()?.block_types {
+            let now = time::now();
+            let txn = self.db().begin_write().await?;
+            let create = BlockTypeCreate {
+                name: shipped.name,
+                slug: shipped.slug,
+                logo_url: shipped.logo_url,
+                documentation_url: shipped.documentation_url,
+                description: shipped.description,
+                code_example: shipped.code_example,
+            };
+            let (block_type, _) = blocks::upsert_type(&txn, &create, shipped.is_protected, now).await?;
+            let schema = BlockSchemaCreate {
+                fields: shipped.schema.fields,
+                block_type_id: block_type.id,
+                capabilities: shipped.schema.capabilities,
+                version: shipped.schema.version,
+            };
+            super::create_schema_tree(&txn, &schema, None, now, 0).await?;
+            prefect_storage::commit(txn).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_data_is_well_formed() {
+        let shipped = system_blocks().unwrap();
+        let slugs: Vec<&str> = shipped.block_types.iter().map(|t| t.slug.as_str()).collect();
+        for slug in ["secret", "local-file-system", "webhook", "remote-file-system", "smb", "slack-webhook"] {
+            assert!(slugs.contains(&slug), "{slug} missing");
+        }
+        for t in &shipped.block_types {
+            assert_eq!(t.schema.fields.get("block_type_slug").and_then(Value::as_str), Some(t.slug.as_str()));
+            assert!(t.schema.fields.contains_key("secret_fields"), "{} has no secret_fields", t.slug);
+        }
+        let lfs = shipped.block_types.iter().find(|t| t.slug == "local-file-system").unwrap();
+        assert!(lfs.schema.capabilities.iter().any(|c| c == "write-path"));
+    }
+}
