@@ -41,6 +41,7 @@ pub mod state;
 pub mod task_run;
 pub mod time;
 pub mod variable;
+pub mod work_pool;
 
 pub use error::{Error, Result};
 

@@ -436,3 +436,13 @@ pub async fn paused_after(c: &impl ConnectionTrait, after: Uuid, limit: u64, now
         .await?;
     hydrate(c, rows, now).await
 }
+
+/// The runs with these ids, in the order given (missing ids are skipped).
+pub async fn read_many(c: &impl ConnectionTrait, ids: &[Uuid], now: DateTime) -> Result<Vec<FlowRun>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = with_state().filter(flow_run::Column::Id.is_in(ids.iter().copied())).all(c).await?;
+    let mut runs: HashMap<Uuid, FlowRun> = hydrate(c, rows, now).await?.into_iter().map(|r| (r.id, r)).collect();
+    Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
+}

@@ -19,7 +19,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Va
 use crate::db::Backend;
 use crate::entity::{artifact, deployment, flow, flow_run, log, task_run, variable, work_pool, work_queue};
 
-fn combine(operator: Operator, conditions: Vec<Condition>) -> Condition {
+pub(crate) fn combine(operator: Operator, conditions: Vec<Condition>) -> Condition {
     let mut out = match operator {
         Operator::And => Condition::all(),
         Operator::Or => Condition::any(),

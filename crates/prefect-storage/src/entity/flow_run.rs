@@ -52,6 +52,8 @@ pub enum Relation {
     /// The current state (`state_id`); a plain column, not a foreign key.
     #[sea_orm(belongs_to = "super::flow_run_state::Entity", from = "Column::StateId", to = "super::flow_run_state::Column::Id")]
     CurrentState,
+    #[sea_orm(belongs_to = "super::work_queue::Entity", from = "Column::WorkQueueId", to = "super::work_queue::Column::Id")]
+    WorkQueue,
 }
 
 impl Related<super::flow_run_state::Entity> for Entity {
