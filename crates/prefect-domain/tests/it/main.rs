@@ -1,0 +1,3 @@
+//! Integration tests of prefect-domain (one test binary for the crate).
+
+mod schedules;
