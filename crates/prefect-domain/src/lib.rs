@@ -36,6 +36,7 @@ pub mod log;
 pub mod names;
 pub mod pagination;
 pub mod saved_search;
+pub mod schedule;
 pub mod sorts;
 pub mod state;
 pub mod task_run;
