@@ -153,6 +153,12 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "services.repossessor.loop_seconds"),
     ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "services.pause_expirations.enabled"),
     ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS", "services.pause_expirations.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED", "services.late_runs.enabled"),
+    ("PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS", "services.late_runs.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "services.late_runs.after_seconds"),
+    ("PREFECT_SERVER_SERVICES_FOREMAN_ENABLED", "services.foreman.enabled"),
+    ("PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS", "services.foreman.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_FOREMAN_WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", "services.foreman.work_queue_last_polled_timeout_seconds"),
     ("PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
     ("PREFECT_API_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
 ];

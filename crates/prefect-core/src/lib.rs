@@ -28,6 +28,7 @@ pub mod events;
 mod flow_runs;
 mod flows;
 mod graph;
+mod late_runs;
 mod logs;
 mod orchestrate;
 mod pause;
@@ -37,6 +38,7 @@ pub mod schema_tools;
 mod task_runs;
 pub mod templates;
 mod variables;
+mod work_pools;
 
 use std::sync::Arc;
 
@@ -54,6 +56,7 @@ pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
 pub use variables::VariableRef;
+pub use work_pools::DEFAULT_AGENT_POOL_NAME;
 
 /// What the caller told us about itself (from request headers).
 #[derive(Debug, Clone, Default)]
