@@ -75,7 +75,8 @@ pub struct CoreSettings {
     pub default_limit: u64,
     /// Maximum serialized size of flow run parameters, in bytes.
     pub max_parameter_size: usize,
-    /// Events the bus holds before producers wait.
+    /// Events the bus holds before producers wait. Bounds memory under event floods:
+    /// the pipeline writes batches of 2000, so a few batches of slack keep it busy.
     pub event_queue_capacity: usize,
     /// Longest wait before a caller of `POST /events` is told to retry (429).
     pub event_publish_wait_seconds: f64,
@@ -96,7 +97,7 @@ impl Default for CoreSettings {
         CoreSettings {
             default_limit: 200,
             max_parameter_size: 512 * 1024,
-            event_queue_capacity: 50_000,
+            event_queue_capacity: 10_000,
             event_publish_wait_seconds: 5.0,
             tag_concurrency_slot_wait_seconds: 10.0,
             maximum_concurrency_slot_wait_seconds: 30.0,
