@@ -19,6 +19,8 @@ use crate::{Core, Error, Result};
 pub const DEFAULT_AGENT_POOL_NAME: &str = "default-agent-pool";
 /// A queue polled within this long counts as READY when it is unpaused.
 const RECENT_POLL_SECONDS: i64 = 60;
+/// How stale `last_polled` may get before a poll stamps it again.
+const POLL_STAMP_INTERVAL_MS: i64 = 1000;
 
 fn pool_not_found(name: &str) -> Error {
     Error::not_found(format!("Work pool \"{name}\" not found."))
@@ -544,7 +546,15 @@ impl Core {
             return Ok(());
         }
         let now = time::now();
-        let ids: Vec<Uuid> = queues.iter().map(|q| q.id).collect();
+        // Workers poll every few seconds, many at once: a queue stamped READY within the
+        // last second is not written again, which keeps polling off the single SQLite writer.
+        let fresh = |q: &WorkQueue| {
+            q.status == Some(WorkQueueStatus::Ready) && q.last_polled.is_some_and(|t| now - t < chrono::Duration::milliseconds(POLL_STAMP_INTERVAL_MS))
+        };
+        let ids: Vec<Uuid> = queues.iter().filter(|q| !fresh(q)).map(|q| q.id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
         let newly_ready = self
             .write(None, move |txn| {
                 let ids = ids.clone();
