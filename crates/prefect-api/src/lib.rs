@@ -208,12 +208,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(work_pools::filter_workers)
         .service(work_pools::delete_worker)
         // work queues by id: fixed paths before `{id}`
-        .service(work_queues::create_work_queue)
-        .service(work_queues::filter_work_queues)
-        .service(work_queues::read_work_queue_by_name)
-        .service(work_queues::read_work_queue)
-        .service(work_queues::update_work_queue)
-        .service(work_queues::delete_work_queue)
+        .service(work_queues::create_agent_work_queue)
+        .service(work_queues::filter_all_work_queues)
+        .service(work_queues::read_agent_work_queue_by_name)
+        .service(work_queues::read_work_queue_by_id)
+        .service(work_queues::update_work_queue_by_id)
+        .service(work_queues::delete_work_queue_by_id)
         .service(work_queues::read_work_queue_runs)
         // blocks: fixed paths before `{id}`
         .service(blocks::create_block_type)
