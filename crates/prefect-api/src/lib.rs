@@ -286,11 +286,12 @@ pub fn app(
         .route("/api/openapi.json", web::get().to(serve_openapi))
         .service(scope("/api").configure(configure))
         .split_for_parts();
-    let api = info(api);
-    let spec = Data::new(api.clone());
+    // Every worker builds the app, but the document is the same: serialize it once and
+    // drop the builder's copy (several MB per worker otherwise stay resident).
+    let spec = OPENAPI_JSON.get_or_init(|| web::Bytes::from(serde_json::to_vec(&info(api)).unwrap_or_default())).clone();
     app.route("/openapi.json", web::get().to(serve_openapi))
-        .app_data(spec)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/docs-openapi.json", api))
+        .app_data(Data::new(OpenApiJson(spec)))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json")))
         .route("/docs", web::get().to(|| async { HttpResponse::Found().insert_header(("Location", "/docs/")).finish() }))
         .default_service(web::to(not_found))
         .app_data(Data::new(state.in_flight.clone()))
@@ -302,6 +303,11 @@ pub fn app(
         .wrap(middleware::cors(&settings))
 }
 
-async fn serve_openapi(spec: Data<OpenApi>) -> HttpResponse {
-    HttpResponse::Ok().json(spec.get_ref())
+/// The serialized OpenAPI document, shared by all workers.
+static OPENAPI_JSON: std::sync::OnceLock<web::Bytes> = std::sync::OnceLock::new();
+
+struct OpenApiJson(web::Bytes);
+
+async fn serve_openapi(spec: Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(spec.0.clone())
 }

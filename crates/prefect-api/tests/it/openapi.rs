@@ -21,3 +21,18 @@ fn every_operation_has_responses_and_ids() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_server_serves_its_document_and_swagger_ui() {
+    let app = prefect_testing::spawn_app().await;
+    let (status, doc) = app.get("openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/work_pools/"].is_object(), "the served document lists the routes");
+    let root = app.api.trim_end_matches("/api").to_owned();
+    let top = reqwest::get(format!("{root}/openapi.json")).await.unwrap();
+    assert_eq!(top.status(), 200);
+    let ui = reqwest::get(format!("{root}/docs/")).await.unwrap();
+    assert_eq!(ui.status(), 200);
+    let config = reqwest::get(format!("{root}/docs/swagger-initializer.js")).await.unwrap().text().await.unwrap();
+    assert!(config.contains("/api/openapi.json"), "Swagger UI loads our document: {config}");
+}
