@@ -11,6 +11,7 @@ pub mod database_maintenance;
 pub mod event_pipeline;
 pub mod pause_expirations;
 pub mod repossessor;
+pub mod scheduler;
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
 pub use pause_expirations::{PauseExpirations, PauseExpirationsOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
+pub use scheduler::{Scheduler, SchedulerOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +32,7 @@ pub struct ServicesOptions {
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
     pub pause_expirations: PauseExpirationsOptions,
+    pub scheduler: SchedulerOptions,
 }
 
 /// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.
