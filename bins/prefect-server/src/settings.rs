@@ -286,6 +286,23 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_settings() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("PREFECT_API_SERVICES_SCHEDULER_ENABLED", "false"),
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS", "5"),
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert!(!s.services.scheduler.enabled);
+        assert_eq!(s.services.scheduler.min_runs, 5);
+        assert_eq!(s.services.scheduler.recent_deployments_loop_seconds, 2.0);
+        assert_eq!(s.services.scheduler.max_runs, 100, "Prefect's default");
+    }
+
+    #[test]
     fn canonical_names_win_over_legacy_ones() {
         let s = Settings::load(
             None,

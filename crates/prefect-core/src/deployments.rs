@@ -177,8 +177,9 @@ impl Core {
             tags: opt("tags").then(|| create.tags.clone()),
             labels: Some(labels),
             parameters: opt("parameters").then(|| create.parameters.clone()),
-            pull_steps: opt("pull_steps").then(|| create.pull_steps.clone()),
-            parameter_openapi_schema: Some(create.parameter_openapi_schema.clone()),
+            pull_steps: if opt("pull_steps") { Some(create.pull_steps.clone()) } else { existing.is_none().then(|| Some(Vec::new())) },
+            // Prefect stores `{}` when the body has no schema (the ORM model's default).
+            parameter_openapi_schema: Some(if opt("parameter_openapi_schema") { create.parameter_openapi_schema.clone() } else { Some(Map::new()) }),
             enforce_parameter_schema: opt("enforce_parameter_schema").then_some(create.enforce_parameter_schema),
             created_by: None,
             updated_by: Some(created_by.clone()),

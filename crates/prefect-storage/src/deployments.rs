@@ -372,7 +372,8 @@ async fn hydrate(c: &impl ConnectionTrait, models: Vec<deployment::Model>, now: 
                 flow_id: m.flow_id,
                 paused: m.paused,
                 schedules: schedules.remove(&m.id).unwrap_or_default(),
-                concurrency_limit: global.as_ref().map(|g| g.limit),
+                // Deprecated in Prefect and answered as null (the limit lives in `global_concurrency_limit`).
+                concurrency_limit: None,
                 global_concurrency_limit: global,
                 concurrency_options: m.concurrency_options.filter(|v| !v.is_null()).map(|v| convert::from_json(v, "concurrency_options")).transpose()?,
                 job_variables: convert::json_object(m.job_variables),

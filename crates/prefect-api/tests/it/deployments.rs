@@ -39,7 +39,8 @@ async fn deployment_crud_and_upsert() {
     }
     assert_eq!(created["status"], "NOT_READY");
     assert_eq!(created["labels"]["prefect.flow.id"], flow_id.as_str());
-    assert_eq!(created["parameter_openapi_schema"], json!({"type": "object", "properties": {}}));
+    assert_eq!(created["parameter_openapi_schema"], json!({}), "Prefect stores an empty schema when none is sent");
+    assert_eq!(created["pull_steps"], json!([]));
 
     // Upsert by (flow, name): 200, same id, only the fields sent change.
     let (status, again) = app.post("deployments/", json!({"name": name, "flow_id": flow_id, "description": "second"})).await;
@@ -139,7 +140,8 @@ async fn deployment_concurrency_limit_follows_the_deployment() {
     let flow_id = flow(&app).await;
     let (_, dep) = app.post("deployments/", json!({"name": unique("dep"), "flow_id": flow_id, "concurrency_limit": 2})).await;
     let id = dep["id"].as_str().unwrap();
-    assert_eq!(dep["concurrency_limit"], 2);
+    assert_eq!(dep["concurrency_limit"], Value::Null, "deprecated; Prefect answers null");
+    assert_eq!(dep["global_concurrency_limit"]["limit"], 2);
     assert_eq!(dep["global_concurrency_limit"]["name"], format!("deployment:{id}"));
     assert_eq!(app.patch(&format!("deployments/{id}"), json!({"concurrency_limit": 5})).await.0, 204);
     let (_, read) = app.get(&format!("deployments/{id}")).await;
