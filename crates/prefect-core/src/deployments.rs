@@ -147,7 +147,7 @@ impl Core {
         }
         for (id, what) in [(create.infrastructure_document_id, "infrastructure"), (create.storage_document_id, "storage")] {
             if let Some(id) = id
-                && !prefect_storage::blocks::read_document(&txn, id).await?.is_some()
+                && prefect_storage::blocks::read_document(&txn, id).await?.is_none()
             {
                 return Err(Error::Conflict(format!(
                     "Error creating deployment. Could not find {what} block with id: {id}. This usually occurs when applying a deployment specification that was built against a different Prefect database / workspace."
@@ -811,6 +811,7 @@ fn python_datetime(t: DateTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

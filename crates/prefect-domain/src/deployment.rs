@@ -490,6 +490,7 @@ pub struct DeploymentBulkDeleteResponse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

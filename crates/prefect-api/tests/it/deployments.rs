@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use prefect_services::{Scheduler, SchedulerOptions};
 use prefect_testing::{TestApp, spawn_app};
 use serde_json::{Value, json};
