@@ -114,3 +114,57 @@ async fn a_python_flow_is_recorded_as_the_python_server_would() {
     let names: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(names, ["prefect.flow-run.Pending", "prefect.flow-run.Running", "prefect.flow-run.Completed"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
+async fn a_process_worker_executes_a_deployment_run() {
+    let app = spawn_app().await;
+    let home = tempfile::tempdir().unwrap();
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_worker.py");
+    let api = app.api.clone();
+    let py = python();
+    let bin = py.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&py)
+            .arg(script)
+            .arg(&tag)
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("PREFECT_API_URL", api)
+            .env("PREFECT_HOME", home.path())
+            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            .env("PREFECT_WORKER_QUERY_SECONDS", "1")
+            .env("PREFECT_WORKER_PREFETCH_SECONDS", "5")
+            .env("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+            .env("DO_NOT_TRACK", "1")
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "script failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary line");
+    assert_eq!(summary["worker_exit"], 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let run_id = summary["flow_run_id"].as_str().unwrap().to_owned();
+    let pool = summary["pool"].as_str().unwrap().to_owned();
+
+    let (_, run) = app.get(&format!("flow_runs/{run_id}")).await;
+    assert_eq!(run["state_type"], "COMPLETED", "{}", run["state"]);
+    assert_eq!((run["work_pool_name"].as_str(), run["work_queue_name"].as_str()), (Some(pool.as_str()), Some("default")));
+    assert_eq!(run["deployment_id"], summary["deployment_id"]);
+    assert!(run["infrastructure_pid"].is_string(), "the worker records the process it started: {run}");
+    let (_, states) = app.get(&format!("flow_run_states/?flow_run_id={run_id}")).await;
+    let names: Vec<&str> = states.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Scheduled", "Pending", "Running", "Completed"]);
+    let workers = filter(&app, &format!("work_pools/{pool}/workers/filter"), json!({})).await;
+    assert_eq!(workers.len(), 1, "the worker heartbeats under one name: {workers:?}");
+    let (_, pool_now) = app.get(&format!("work_pools/{pool}")).await;
+    assert_eq!(pool_now["status"], "READY", "a heartbeat makes the pool ready");
+    let tag = summary["pool"].as_str().unwrap().trim_start_matches("e2e-pool-").to_owned();
+    app.eventually(20, || async {
+        let logs = filter(&app, "logs/filter", json!({"logs": {"flow_run_id": {"any_": [run_id]}}})).await;
+        logs.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains(&format!("greetings {tag}")))).then_some(())
+    })
+    .await;
+}

@@ -29,6 +29,7 @@ pub mod events;
 mod flow_runs;
 mod flows;
 mod graph;
+mod late_runs;
 mod logs;
 mod orchestrate;
 mod pause;
@@ -38,6 +39,7 @@ pub mod schema_tools;
 mod task_runs;
 pub mod templates;
 mod variables;
+mod work_pools;
 
 use std::sync::Arc;
 
@@ -55,6 +57,7 @@ pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
 pub use variables::VariableRef;
+pub use work_pools::DEFAULT_AGENT_POOL_NAME;
 
 /// What the caller told us about itself (from request headers).
 #[derive(Debug, Clone, Default)]
@@ -73,7 +76,8 @@ pub struct CoreSettings {
     pub default_limit: u64,
     /// Maximum serialized size of flow run parameters, in bytes.
     pub max_parameter_size: usize,
-    /// Events the bus holds before producers wait.
+    /// Events the bus holds before producers wait. Bounds memory under event floods:
+    /// the pipeline writes batches of 2000, so a few batches of slack keep it busy.
     pub event_queue_capacity: usize,
     /// Longest wait before a caller of `POST /events` is told to retry (429).
     pub event_publish_wait_seconds: f64,
@@ -94,7 +98,7 @@ impl Default for CoreSettings {
         CoreSettings {
             default_limit: 200,
             max_parameter_size: 512 * 1024,
-            event_queue_capacity: 50_000,
+            event_queue_capacity: 10_000,
             event_publish_wait_seconds: 5.0,
             tag_concurrency_slot_wait_seconds: 10.0,
             maximum_concurrency_slot_wait_seconds: 30.0,

@@ -9,6 +9,8 @@
 
 pub mod database_maintenance;
 pub mod event_pipeline;
+pub mod foreman;
+pub mod late_runs;
 pub mod pause_expirations;
 pub mod repossessor;
 pub mod scheduler;
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
+pub use foreman::{Foreman, ForemanOptions};
+pub use late_runs::{LateRuns, LateRunsOptions};
 pub use pause_expirations::{PauseExpirations, PauseExpirationsOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
 pub use scheduler::{Scheduler, SchedulerOptions};
@@ -32,6 +36,8 @@ pub struct ServicesOptions {
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
     pub pause_expirations: PauseExpirationsOptions,
+    pub late_runs: LateRunsOptions,
+    pub foreman: ForemanOptions,
     pub scheduler: SchedulerOptions,
 }
 

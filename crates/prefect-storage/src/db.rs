@@ -21,6 +21,9 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 /// Which database engine a URL points at.
+/// Tables whose size decides between index plans (see [`Database::table_sizes`]).
+const STATISTICS_TABLES: [&str; 7] = ["flow_run", "task_run", "flow_run_state", "task_run_state", "log", "events", "event_resources"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -270,6 +273,24 @@ impl Database {
     /// (`ANALYZE`, sampled). Without them SQLite cannot tell a selective filter
     /// from one that matches every row, and may sort a whole table for one page.
     /// PostgreSQL's autovacuum does this by itself, so it is a no-op there.
+    /// Approximate row counts (`max(rowid)`, O(log n)) of the tables whose growth changes
+    /// the best query plans, for deciding when to refresh statistics. Empty on PostgreSQL,
+    /// where autovacuum keeps statistics current.
+    pub async fn table_sizes(&self) -> Result<Vec<i64>> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(Vec::new());
+        }
+        let selects: Vec<String> = STATISTICS_TABLES.iter().map(|t| format!("(SELECT coalesce(max(rowid), 0) FROM {t})")).collect();
+        let sql = format!("SELECT {}", selects.join(", "));
+        let row = self
+            .read
+            .query_one_raw(sea_orm::Statement::from_string(DatabaseBackend::Sqlite, sql))
+            .await
+            .map_err(Error::from_db)?;
+        let Some(row) = row else { return Ok(Vec::new()) };
+        (0..STATISTICS_TABLES.len()).map(|i| row.try_get_by_index::<i64>(i).map_err(Error::from_db)).collect()
+    }
+
     pub async fn refresh_statistics(&self) -> Result<()> {
         if self.backend() == Backend::Sqlite {
             self.write(None, |txn| Box::pin(async move { txn.execute_unprepared("ANALYZE").await.map(|_| ()).map_err(Error::from_db) }))

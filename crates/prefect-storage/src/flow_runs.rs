@@ -247,7 +247,7 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<FlowRun>> {
-    let mut select = with_state().filter(query::flow_runs_matching(backend, filters));
+    let mut select = with_state().filter(query::flow_runs_page_matching(backend, filters));
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
@@ -445,4 +445,19 @@ pub async fn read_many(c: &impl ConnectionTrait, ids: &[Uuid], now: DateTime) ->
     let rows = with_state().filter(flow_run::Column::Id.is_in(ids.iter().copied())).all(c).await?;
     let mut runs: HashMap<Uuid, FlowRun> = hydrate(c, rows, now).await?.into_iter().map(|r| (r.id, r)).collect();
     Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
+}
+
+/// Ids of runs in the `Scheduled` state (not `Late`, not `AwaitingRetry`) due before `before`.
+pub async fn overdue_scheduled(c: &impl ConnectionTrait, before: DateTime, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Id)
+        .filter(flow_run::Column::StateType.eq("SCHEDULED"))
+        .filter(flow_run::Column::StateName.eq("Scheduled"))
+        .filter(flow_run::Column::NextScheduledStartTime.lte(before))
+        .order_by(flow_run::Column::NextScheduledStartTime, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
 }

@@ -172,11 +172,26 @@ pub(crate) fn tags_condition(backend: Backend, table: &str, column: &str, f: &Ta
     combine(f.operator, out)
 }
 
-fn state_condition<T: ColumnTrait, N: ColumnTrait>(type_column: T, name_column: N, f: &StateFilter) -> Condition {
+/// Whether a state-type list is broad enough that the state-type index would lose to
+/// walking the sort column's index (a UI page of "all but a few" states).
+const UNSELECTIVE_STATE_TYPES: usize = 3;
+
+/// `for_sorted_page`: the condition filters a sorted, limited page. On SQLite an
+/// `IN` over many state types then must not pick the state-type index: that plan sorts
+/// every matching row, while walking the sort column's index stops after one page.
+/// SQLite's sampled statistics cannot tell the two apart, so `+column` (which makes
+/// the term unindexable) says it.
+fn state_condition<T: ColumnTrait, N: ColumnTrait>(backend: Backend, type_column: T, name_column: N, f: &StateFilter, for_sorted_page: bool) -> Condition {
     let mut out = Vec::new();
     if let Some(types) = &f.state_type {
         if let Some(any) = &types.any_ {
-            out.push(expr(type_column.into_expr().is_in(any.iter().map(|t: &StateType| t.as_str()))));
+            let values = any.iter().map(|t: &StateType| t.as_str());
+            if for_sorted_page && backend == Backend::Sqlite && any.len() >= UNSELECTIVE_STATE_TYPES {
+                let unindexed = Expr::cust(format!("+{}", quoted(type_column.entity_name().to_string().as_str(), type_column.as_str())));
+                out.push(expr(unindexed.is_in(values)));
+            } else {
+                out.push(expr(type_column.into_expr().is_in(values)));
+            }
         }
         if let Some(not_any) = &types.not_any_ {
             out.push(expr(type_column.into_expr().is_not_in(not_any.iter().map(|t: &StateType| t.as_str()))));
@@ -254,6 +269,10 @@ pub fn flow_condition(backend: Backend, f: &FlowFilter) -> Condition {
 
 /// Conditions on `flow_run` rows from the flow run criteria alone.
 pub fn flow_run_condition(backend: Backend, f: &FlowRunFilter) -> Condition {
+    flow_run_condition_for(backend, f, false)
+}
+
+fn flow_run_condition_for(backend: Backend, f: &FlowRunFilter, for_sorted_page: bool) -> Condition {
     use flow_run::Column as C;
     let mut out = Vec::new();
     if let Some(id) = &f.id {
@@ -272,7 +291,7 @@ pub fn flow_run_condition(backend: Backend, f: &FlowRunFilter) -> Condition {
         out.push(strings_condition(backend, "flow_run", C::WorkQueueName, q));
     }
     if let Some(state) = &f.state {
-        out.push(state_condition(C::StateType, C::StateName, state));
+        out.push(state_condition(backend, C::StateType, C::StateName, state, for_sorted_page));
     }
     if let Some(v) = &f.flow_version {
         out.push(strings_condition(backend, "flow_run", C::FlowVersion, v));
@@ -314,6 +333,10 @@ pub fn flow_run_condition(backend: Backend, f: &FlowRunFilter) -> Condition {
 
 /// Conditions on `task_run` rows from the task run criteria alone.
 pub fn task_run_condition(backend: Backend, f: &TaskRunFilter) -> Condition {
+    task_run_condition_for(backend, f, false)
+}
+
+fn task_run_condition_for(backend: Backend, f: &TaskRunFilter, for_sorted_page: bool) -> Condition {
     use task_run::Column as C;
     let mut out = Vec::new();
     if let Some(id) = &f.id {
@@ -326,7 +349,7 @@ pub fn task_run_condition(backend: Backend, f: &TaskRunFilter) -> Condition {
         out.push(tags_condition(backend, "task_run", "tags", tags));
     }
     if let Some(state) = &f.state {
-        out.push(state_condition(C::StateType, C::StateName, state));
+        out.push(state_condition(backend, C::StateType, C::StateName, state, for_sorted_page));
     }
     if let Some(t) = &f.start_time {
         out.extend(datetimes_condition(C::StartTime, t));
@@ -433,9 +456,18 @@ fn work_queue_ids_of_pools(backend: Backend, pools: &WorkPoolFilter) -> SelectSt
 
 /// Conditions selecting flow runs that match every entity filter given.
 pub fn flow_runs_matching(backend: Backend, filters: &RunFilters) -> Condition {
+    flow_runs_matching_for(backend, filters, false)
+}
+
+/// [`flow_runs_matching`] for a sorted, limited page (see `state_condition`).
+pub fn flow_runs_page_matching(backend: Backend, filters: &RunFilters) -> Condition {
+    flow_runs_matching_for(backend, filters, true)
+}
+
+fn flow_runs_matching_for(backend: Backend, filters: &RunFilters, for_sorted_page: bool) -> Condition {
     let mut cond = Condition::all();
     if let Some(f) = &filters.flow_runs {
-        cond = cond.add(flow_run_condition(backend, f));
+        cond = cond.add(flow_run_condition_for(backend, f, for_sorted_page));
     }
     if let Some(f) = &filters.flows {
         let ids = select_ids::<flow::Entity, _>(flow::Column::Id, flow_condition(backend, f));
@@ -470,9 +502,18 @@ fn has_cross_run_filters(filters: &RunFilters) -> bool {
 
 /// Conditions selecting task runs that match every entity filter given.
 pub fn task_runs_matching(backend: Backend, filters: &RunFilters) -> Condition {
+    task_runs_matching_for(backend, filters, false)
+}
+
+/// [`task_runs_matching`] for a sorted, limited page (see `state_condition`).
+pub fn task_runs_page_matching(backend: Backend, filters: &RunFilters) -> Condition {
+    task_runs_matching_for(backend, filters, true)
+}
+
+fn task_runs_matching_for(backend: Backend, filters: &RunFilters, for_sorted_page: bool) -> Condition {
     let mut cond = Condition::all();
     if let Some(f) = &filters.task_runs {
-        cond = cond.add(task_run_condition(backend, f));
+        cond = cond.add(task_run_condition_for(backend, f, for_sorted_page));
     }
     let run_filters = RunFilters { task_runs: None, ..filters.clone() };
     if run_filters.flow_runs.is_some() || has_cross_run_filters(&run_filters) {

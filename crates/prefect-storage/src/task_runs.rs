@@ -198,7 +198,7 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<TaskRun>> {
-    let mut select = with_state().filter(query::task_runs_matching(backend, filters));
+    let mut select = with_state().filter(query::task_runs_page_matching(backend, filters));
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }

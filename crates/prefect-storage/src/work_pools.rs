@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::convert;
 use crate::db::Backend;
-use crate::entity::{flow_run, work_pool, work_queue, worker};
+use crate::entity::{deployment, flow_run, work_pool, work_queue, worker};
 use crate::query;
 use crate::Result;
 
@@ -294,7 +294,9 @@ pub async fn filter_queues(
     if let Some(f) = filter {
         select = select.filter(query::work_queue_condition(backend, f));
     }
-    let select = select.order_by(work_queue::Column::Priority, Order::Asc).limit(limit).offset(offset);
+    // SQLite accepts OFFSET only after a LIMIT.
+    let select = select.order_by(work_queue::Column::Priority, Order::Asc).limit(limit.unwrap_or(i64::MAX as u64));
+    let select = if offset > 0 { select.offset(offset) } else { select };
     queues_with_pool_names(c, select).await
 }
 
@@ -347,11 +349,12 @@ pub async fn mark_queues_polled(c: &impl ConnectionTrait, queue_ids: &[Uuid], no
     Ok(newly_ready)
 }
 
-/// Queues that were READY but not polled since `cutoff` become NOT_READY; returns them.
+/// Queues that were READY but last polled before `cutoff` become NOT_READY; returns them.
 pub async fn mark_stale_queues_not_ready(c: &impl ConnectionTrait, cutoff: DateTime) -> Result<Vec<WorkQueue>> {
     let stale = Condition::all()
         .add(work_queue::Column::Status.eq(WorkQueueStatus::Ready.as_str()))
-        .add(Condition::any().add(work_queue::Column::LastPolled.is_null()).add(work_queue::Column::LastPolled.lt(cutoff)));
+        .add(work_queue::Column::LastPolled.is_not_null())
+        .add(work_queue::Column::LastPolled.lt(cutoff));
     let queues = queues_with_pool_names(c, work_queue::Entity::find().filter(stale.clone())).await?;
     if !queues.is_empty() {
         work_queue::Entity::update_many()
@@ -580,4 +583,80 @@ pub async fn resolve_queue(c: &impl ConnectionTrait, pool_name: &str, queue_name
             .one(c)
             .await?),
     }
+}
+
+/// Queues of every pool matching the filter, by name.
+pub async fn filter_all_queues(c: &impl ConnectionTrait, backend: Backend, filter: Option<&WorkQueueFilter>, limit: u64, offset: u64) -> Result<Vec<WorkQueue>> {
+    let mut select = work_queue::Entity::find();
+    if let Some(f) = filter {
+        select = select.filter(query::work_queue_condition(backend, f));
+    }
+    queues_with_pool_names(c, select.order_by(work_queue::Column::Name, Order::Asc).limit(limit).offset(offset)).await
+}
+
+/// Stamps `last_polled` on the deployments served by `queue_ids` and makes them READY.
+pub async fn mark_deployments_polled(c: &impl ConnectionTrait, queue_ids: &[Uuid], now: DateTime) -> Result<()> {
+    if queue_ids.is_empty() {
+        return Ok(());
+    }
+    deployment::Entity::update_many()
+        .col_expr(deployment::Column::LastPolled, Expr::value(now))
+        .col_expr(deployment::Column::Status, Expr::value("READY"))
+        .filter(deployment::Column::WorkQueueId.is_in(queue_ids.iter().copied()))
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+/// READY deployments last polled before `cutoff` (and whose queue was too) become NOT_READY.
+pub async fn mark_stale_deployments_not_ready(c: &impl ConnectionTrait, cutoff: DateTime) -> Result<usize> {
+    let candidates: Vec<(Uuid, Option<DateTime>)> = deployment::Entity::find()
+        .select_only()
+        .column(deployment::Column::Id)
+        .column_as(Expr::col((work_queue::Entity, work_queue::Column::LastPolled)), "queue_last_polled")
+        .join(
+            sea_orm::JoinType::LeftJoin,
+            sea_orm::RelationDef::from(
+                deployment::Entity::belongs_to(work_queue::Entity).from(deployment::Column::WorkQueueId).to(work_queue::Column::Id),
+            ),
+        )
+        .filter(deployment::Column::Status.eq("READY"))
+        .filter(deployment::Column::LastPolled.is_not_null())
+        .filter(deployment::Column::LastPolled.lt(cutoff))
+        .into_tuple()
+        .all(c)
+        .await?;
+    let stale: Vec<Uuid> = candidates.into_iter().filter(|(_, queue_polled)| queue_polled.is_none_or(|t| t < cutoff)).map(|(id, _)| id).collect();
+    if !stale.is_empty() {
+        deployment::Entity::update_many()
+            .col_expr(deployment::Column::Status, Expr::value("NOT_READY"))
+            .filter(deployment::Column::Id.is_in(stale.iter().copied()))
+            .exec(c)
+            .await?;
+    }
+    Ok(stale.len())
+}
+
+/// READY pools none of whose workers is (stored as) ONLINE.
+pub async fn ready_pools_without_online_workers(c: &impl ConnectionTrait) -> Result<Vec<Uuid>> {
+    let ready: Vec<Uuid> = work_pool::Entity::find()
+        .select_only()
+        .column(work_pool::Column::Id)
+        .filter(work_pool::Column::Status.eq(WorkPoolStatus::Ready.as_str()))
+        .into_tuple()
+        .all(c)
+        .await?;
+    if ready.is_empty() {
+        return Ok(ready);
+    }
+    let with_online: Vec<Uuid> = worker::Entity::find()
+        .select_only()
+        .column(worker::Column::WorkPoolId)
+        .distinct()
+        .filter(worker::Column::WorkPoolId.is_in(ready.iter().copied()))
+        .filter(worker::Column::Status.eq(WorkerStatus::Online.as_str()))
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(ready.into_iter().filter(|id| !with_online.contains(id)).collect())
 }

@@ -107,6 +107,16 @@ pub struct AppOptions {
     pub without_event_pipeline: bool,
 }
 
+/// Server logs go to the test output when `PREFECT_TEST_LOG` holds a filter (e.g. `warn`).
+fn init_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("PREFECT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}
+
 /// Starts the server with default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
@@ -114,6 +124,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with the given settings.
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    init_logging();
     let db = Arc::new(TestDb::new().await);
     let (core, events) = Core::new(db.db.clone(), options.core.clone());
     // The real server registers the block types it ships on start.

@@ -126,7 +126,7 @@ pub async fn bulk_delete_deployments(state: Data<ApiState>, body: Json<Deploymen
 /// Scheduled runs of the given deployments (a runner's poll); marks them READY.
 #[utoipa::path(tag = "Deployments", request_body = ScheduledFlowRunsBody, responses((status = 200, body = Vec<FlowRun>)))]
 #[post("/deployments/get_scheduled_flow_runs")]
-pub async fn get_scheduled_flow_runs(state: Data<ApiState>, body: Json<ScheduledFlowRunsBody>) -> ApiResult<HttpResponse> {
+pub async fn get_scheduled_flow_runs_for_deployments(state: Data<ApiState>, body: Json<ScheduledFlowRunsBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.scheduled_runs_of_deployments(b.deployment_ids, b.scheduled_before, b.limit).await?))
 }

@@ -18,6 +18,8 @@ pub mod task_runs;
 pub mod templates;
 pub mod ui_schemas;
 pub mod variables;
+pub mod work_pools;
+pub mod work_queues;
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -16,3 +16,4 @@ mod saved_searches;
 mod support;
 mod task_runs;
 mod variables;
+mod work_pools;
