@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{DatabaseMaintenance, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor};
+use prefect_services::{DatabaseMaintenance, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -152,6 +152,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     if services && settings.services.pause_expirations.enabled {
         tasks.push(tokio::spawn(PauseExpirations::new(settings.services.pause_expirations.clone(), core.clone()).run(shutdown.clone())));
+    }
+    if services && settings.services.scheduler.enabled {
+        tasks.push(tokio::spawn(Scheduler::new(settings.services.scheduler.clone(), core.clone()).run(shutdown.clone())));
     }
     if services && settings.services.late_runs.enabled {
         tasks.push(tokio::spawn(LateRuns::new(settings.services.late_runs.clone(), core.clone()).run(shutdown.clone())));

@@ -159,6 +159,15 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_SERVICES_FOREMAN_ENABLED", "services.foreman.enabled"),
     ("PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS", "services.foreman.loop_seconds"),
     ("PREFECT_SERVER_SERVICES_FOREMAN_WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", "services.foreman.work_queue_last_polled_timeout_seconds"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "services.scheduler.enabled"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "services.scheduler.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_DEPLOYMENT_BATCH_SIZE", "services.scheduler.deployment_batch_size"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS", "services.scheduler.max_runs"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS", "services.scheduler.min_runs"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_SCHEDULED_TIME", "services.scheduler.max_scheduled_time_seconds"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME", "services.scheduler.min_scheduled_time_seconds"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_INSERT_BATCH_SIZE", "services.scheduler.insert_batch_size"),
+    ("PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS", "services.scheduler.recent_deployments_loop_seconds"),
     ("PREFECT_SERVER_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
     ("PREFECT_API_BLOCKS_REGISTER_ON_START", "blocks.register_on_start"),
 ];
@@ -280,6 +289,23 @@ mod tests {
         .unwrap();
         assert!(!s.services.pause_expirations.enabled);
         assert_eq!(s.services.pause_expirations.loop_seconds, 0.5);
+    }
+
+    #[test]
+    fn scheduler_settings() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("PREFECT_API_SERVICES_SCHEDULER_ENABLED", "false"),
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS", "5"),
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert!(!s.services.scheduler.enabled);
+        assert_eq!(s.services.scheduler.min_runs, 5);
+        assert_eq!(s.services.scheduler.recent_deployments_loop_seconds, 2.0);
+        assert_eq!(s.services.scheduler.max_runs, 100, "Prefect's default");
     }
 
     #[test]

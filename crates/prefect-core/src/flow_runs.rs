@@ -122,11 +122,24 @@ impl Core {
             auto_scheduled: false,
         };
         let initial = create.state.clone().unwrap_or_else(|| StateCreate::of(StateType::Pending)).into_state(t.now);
+        self.insert_flow_run(new, work_pool, initial, t, flow).await
+    }
+
+    /// Inserts a prepared run (or finds the one with its idempotency key) and sets its
+    /// initial state with the minimal (forced) policy; true when it was created.
+    pub(crate) async fn insert_flow_run(
+        &self,
+        new: NewFlowRun,
+        work_pool: Option<(Uuid, String)>,
+        initial: State,
+        t: TransitionContext,
+        flow: prefect_domain::flow::Flow,
+    ) -> Result<(FlowRun, bool)> {
         let inserted = flow_runs::inserted(&new, work_pool, t.now);
-        let job = Arc::new((new, inserted, initial, t, self.db().backend()));
         // Runs with an idempotency key share a writer with their flow's other keyed runs,
         // so two creations with one key meet in order rather than racing.
-        let key = create.idempotency_key.as_ref().map(|_| create.flow_id);
+        let key = new.idempotency_key.as_ref().map(|_| new.flow_id);
+        let job = Arc::new((new, inserted, initial, t, self.db().backend()));
         let outcome = self
             .write(key, move |txn| {
                 let job = Arc::clone(&job);

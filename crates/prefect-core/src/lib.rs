@@ -23,6 +23,7 @@ mod admin;
 mod artifacts;
 pub mod blocks;
 mod concurrency;
+pub mod deployments;
 mod error;
 pub mod events;
 mod flow_runs;

@@ -25,6 +25,7 @@
 pub mod artifact;
 pub mod block;
 pub mod concurrency;
+pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod filters;

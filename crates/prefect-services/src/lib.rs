@@ -13,6 +13,7 @@ pub mod foreman;
 pub mod late_runs;
 pub mod pause_expirations;
 pub mod repossessor;
+pub mod scheduler;
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use foreman::{Foreman, ForemanOptions};
 pub use late_runs::{LateRuns, LateRunsOptions};
 pub use pause_expirations::{PauseExpirations, PauseExpirationsOptions};
 pub use repossessor::{Repossessor, RepossessorOptions};
+pub use scheduler::{Scheduler, SchedulerOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +38,7 @@ pub struct ServicesOptions {
     pub pause_expirations: PauseExpirationsOptions,
     pub late_runs: LateRunsOptions,
     pub foreman: ForemanOptions,
+    pub scheduler: SchedulerOptions,
 }
 
 /// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.

@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod blocks;
 pub mod concurrency_limits;
 pub mod concurrency_limits_v2;
+pub mod deployments;
 pub mod events;
 pub mod flow_run_states;
 pub mod flow_runs;

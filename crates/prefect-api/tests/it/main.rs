@@ -4,6 +4,7 @@
 mod artifacts;
 mod blocks;
 mod concurrency;
+mod deployments;
 mod errors;
 mod events;
 mod flow_runs;
