@@ -12,8 +12,8 @@ cd "$ROOT"
 SHARED="${PREFECT_SHARED_DIR:-$ROOT/../shared}"
 [ -d "$SHARED/conformance" ] || SHARED=/work/shared
 PG_URL="${PREFECT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-CONFORMANCE_SELECTION="${CONFORMANCE_SELECTION:-tier1_runs or api_contract or tier2_config}"
-CONFORMANCE_FILTER="${CONFORMANCE_FILTER:-not deployment}"
+CONFORMANCE_SELECTION="${CONFORMANCE_SELECTION:-tier1_runs or api_contract or tier2_config or tier2_deploy}"
+CONFORMANCE_FILTER="${CONFORMANCE_FILTER:-}"
 TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -48,12 +48,12 @@ BIN="$TARGET/release/prefect-server"
 run_conformance() {
   local label="$1" url="$2" port="$3"
   local home; home="$(mktemp -d)"
-  step "conformance ($label): -m \"$CONFORMANCE_SELECTION\" -k \"$CONFORMANCE_FILTER\""
+  step "conformance ($label): -m \"$CONFORMANCE_SELECTION\" ${CONFORMANCE_FILTER:+-k \"$CONFORMANCE_FILTER\"}"
   PREFECT_HOME="$home" PREFECT_SERVER_DATABASE_CONNECTION_URL="$url" "$BIN" start --host 127.0.0.1 --port "$port" >"$home/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
   local rc=0
-  "$SHARED/conformance/run.sh" "http://127.0.0.1:$port/api" -m "$CONFORMANCE_SELECTION" -k "$CONFORMANCE_FILTER" -q || rc=$?
+  "$SHARED/conformance/run.sh" "http://127.0.0.1:$port/api" -m "$CONFORMANCE_SELECTION" ${CONFORMANCE_FILTER:+-k "$CONFORMANCE_FILTER"} -q || rc=$?
   kill "$pid"; wait "$pid" 2>/dev/null || true
   if [ "$rc" -ne 0 ]; then echo "server log:"; tail -50 "$home/server.log"; fi
   rm -rf "$home"

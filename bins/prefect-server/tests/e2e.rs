@@ -156,7 +156,8 @@ async fn a_process_worker_executes_a_deployment_run() {
     assert!(run["infrastructure_pid"].is_string(), "the worker records the process it started: {run}");
     let (_, states) = app.get(&format!("flow_run_states/?flow_run_id={run_id}")).await;
     let names: Vec<&str> = states.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Scheduled", "Pending", "Running", "Completed"]);
+    // Prefect 3.9 workers claim the run (Pending), then submit it (Submitting, a Pending state).
+    assert_eq!(names, ["Scheduled", "Pending", "Submitting", "Running", "Completed"]);
     let workers = filter(&app, &format!("work_pools/{pool}/workers/filter"), json!({})).await;
     assert_eq!(workers.len(), 1, "the worker heartbeats under one name: {workers:?}");
     let (_, pool_now) = app.get(&format!("work_pools/{pool}")).await;
