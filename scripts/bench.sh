@@ -6,6 +6,9 @@
 #   scripts/bench.sh --python              # and the Python server (conformance venv), same settings
 #   BENCH_BACKENDS=sqlite scripts/bench.sh --scenarios "flow-run-lifecycle" --repeats 1
 #
+# The Python server seeds read-filter rows at tens of runs per second, so its runs use
+# PYTHON_ROWS (default "1000") instead of --rows; ours use --rows as given.
+#
 # Other arguments go to bench.sh (defaults are the BASELINE.md settings). Results land
 # in target/bench/<label>/ and a side-by-side table is printed at the end (summarize.py).
 set -euo pipefail
@@ -23,6 +26,7 @@ for arg in "$@"; do
   if [ "$arg" = "--python" ]; then PYTHON=1; else ARGS+=("$arg"); fi
 done
 SETTINGS=(--duration 10 --warmup 2 --concurrency 16 --repeats 3 --rows "1000 10000")
+PYTHON_ROWS="${PYTHON_ROWS:-1000}"
 
 TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 cargo build --release -p prefect-server
@@ -45,8 +49,10 @@ run() {
   echo "==> $label"
   local env=(PREFECT_HOME="$home" PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_SERVER_LOGGING_LEVEL=WARNING)
   [ -z "$db_url" ] || env+=(PREFECT_SERVER_DATABASE_CONNECTION_URL="$db_url")
+  local extra=()
+  [[ "$label" != python* ]] || extra=(--rows "$PYTHON_ROWS")
   env "${env[@]}" "$SHARED/bench/bench.sh" --label "$label" --out "$OUT_ROOT/$label" --url "http://127.0.0.1:$port/api" \
-    --start-cmd "$* --host 127.0.0.1 --port $port" "${SETTINGS[@]}" "${ARGS[@]}"
+    --start-cmd "$* --host 127.0.0.1 --port $port" "${SETTINGS[@]}" "${ARGS[@]}" ${extra[@]+"${extra[@]}"}
   RESULTS+=("$OUT_ROOT/$label")
   rm -rf "$home"
 }
