@@ -16,7 +16,7 @@ use prefect_domain::pagination::Paginated;
 use prefect_domain::sorts::{DeploymentSort, FlowRunSort};
 use prefect_domain::state::{State, StateCreate, StateType};
 use prefect_domain::time::{self, DateTime};
-use prefect_domain::work_pool::{WorkPoolCreate, WorkQueueCreate, DEFAULT_QUEUE_NAME};
+use prefect_domain::work_pool::{WorkQueueCreate, DEFAULT_QUEUE_NAME};
 use prefect_storage::deployments::{self, DeploymentChanges, ScheduleKey, ScheduledRun};
 use prefect_storage::flow_runs::NewFlowRun;
 use prefect_storage::{flow_runs, flows, variables, work_pools, ConnectionTrait};
@@ -30,7 +30,7 @@ use crate::{ClientInfo, Core, Error, Result};
 
 const NOT_FOUND: &str = "Deployment not found";
 /// The pool legacy deployments (a queue name without a pool) land in.
-pub const DEFAULT_AGENT_WORK_POOL_NAME: &str = "default-agent-pool";
+pub const DEFAULT_AGENT_WORK_POOL_NAME: &str = crate::work_pools::DEFAULT_AGENT_POOL_NAME;
 
 /// Scheduler knobs (Prefect's `PREFECT_SERVER_SERVICES_SCHEDULER_*`).
 #[derive(Debug, Clone, Copy)]
@@ -81,20 +81,7 @@ async fn queue_in_pool(c: &impl ConnectionTrait, pool_name: &str, queue_name: Op
 /// Prefect's `ensure_work_queue_exists`: a queue named `name` in the default agent pool
 /// (created on first use), for deployments that name a queue but no pool.
 async fn ensure_agent_queue(c: &impl ConnectionTrait, name: &str, now: DateTime) -> Result<Uuid> {
-    if work_pools::read_pool_by_name(c, DEFAULT_AGENT_WORK_POOL_NAME).await?.is_none() {
-        let create = WorkPoolCreate {
-            name: DEFAULT_AGENT_WORK_POOL_NAME.to_owned(),
-            description: None,
-            kind: prefect_domain::work_pool::AGENT_POOL_TYPE.to_owned(),
-            base_job_template: Map::new(),
-            is_paused: false,
-            concurrency_limit: None,
-            storage_configuration: Default::default(),
-        };
-        let pool = work_pools::insert_pool(c, &create, now).await?;
-        let queue = work_pools::insert_queue(c, pool.id, &WorkQueueCreate::named(DEFAULT_QUEUE_NAME, "The work pool's default queue."), 1, now).await?;
-        work_pools::set_default_queue(c, pool.id, queue.id).await?;
-    }
+    crate::work_pools::agent_pool(c, now).await?;
     queue_in_pool(c, DEFAULT_AGENT_WORK_POOL_NAME, if name == DEFAULT_QUEUE_NAME { None } else { Some(name) }, now).await
 }
 

@@ -70,6 +70,29 @@ fn queue_event(action: &str, queue: &WorkQueue, pool: &WorkPool) -> ReceivedEven
     lifecycle("work-queue", action, queue.id, Some(&queue.name), json!({}), related)
 }
 
+/// The agents' pool (`default-agent-pool`), created with its default queue on first use,
+/// inside the caller's transaction. Queues named without a pool live there.
+pub(crate) async fn agent_pool(c: &impl ConnectionTrait, now: DateTime) -> Result<WorkPool> {
+    if let Some(pool) = work_pools::read_pool_by_name(c, DEFAULT_AGENT_POOL_NAME).await? {
+        return Ok(pool);
+    }
+    let create = WorkPoolCreate {
+        name: DEFAULT_AGENT_POOL_NAME.to_owned(),
+        description: None,
+        kind: wp::AGENT_POOL_TYPE.to_owned(),
+        base_job_template: Default::default(),
+        is_paused: false,
+        concurrency_limit: None,
+        storage_configuration: Default::default(),
+    };
+    let mut pool = work_pools::insert_pool(c, &create, now).await?;
+    let default = WorkQueueCreate::named(wp::DEFAULT_QUEUE_NAME, "The work pool's default queue.");
+    let queue = work_pools::insert_queue(c, pool.id, &default, 1, now).await?;
+    work_pools::set_default_queue(c, pool.id, queue.id).await?;
+    pool.default_queue_id = Some(queue.id);
+    Ok(pool)
+}
+
 impl Core {
     async fn pool_by_name(&self, c: &impl ConnectionTrait, name: &str) -> Result<WorkPool> {
         work_pools::read_pool_by_name(c, name).await?.ok_or_else(|| pool_not_found(name))
@@ -385,27 +408,8 @@ impl Core {
     /// Creates a queue in the agents' pool (created on first use), as `POST /work_queues/` does.
     pub async fn create_agent_work_queue(&self, create: WorkQueueCreate) -> Result<WorkQueue> {
         create.validate()?;
-        let pool = match work_pools::read_pool_by_name(self.db().reader(), DEFAULT_AGENT_POOL_NAME).await? {
-            Some(pool) => pool,
-            None => {
-                let agent_pool = WorkPoolCreate {
-                    name: DEFAULT_AGENT_POOL_NAME.to_owned(),
-                    description: Some("A work pool created for agents.".to_owned()),
-                    kind: wp::AGENT_POOL_TYPE.to_owned(),
-                    base_job_template: Default::default(),
-                    is_paused: false,
-                    concurrency_limit: None,
-                    storage_configuration: Default::default(),
-                };
-                match self.insert_work_pool(agent_pool).await {
-                    Ok(pool) => pool,
-                    // Another request created it first.
-                    Err(Error::Conflict(_)) => self.pool_by_name(self.db().reader(), DEFAULT_AGENT_POOL_NAME).await?,
-                    Err(e) => return Err(e),
-                }
-            }
-        };
         let txn = self.db().begin_write().await?;
+        let pool = agent_pool(&txn, time::now()).await?;
         let queue = match self.insert_work_queue(&txn, &pool, &create).await {
             Err(Error::Conflict(_)) => return Err(Error::Conflict("A work queue with this name already exists.".to_owned())),
             other => other?,

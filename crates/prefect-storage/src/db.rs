@@ -158,6 +158,14 @@ impl Database {
                     .test_before_acquire_if_idle_for(Duration::from_secs(30))
                     .record_stmt_in_spans(false)
                     .sqlx_logging(false);
+                opt.map_sqlx_postgres_pool_opts(|pool| {
+                    pool.after_connect(|_conn, _meta| {
+                        Box::pin(async move {
+                            crate::tcp_nodelay::set_on_process_sockets();
+                            Ok(())
+                        })
+                    })
+                });
                 let statement_timeout = options.statement_timeout_seconds;
                 opt.map_sqlx_postgres_opts(move |o| {
                     let o = o.application_name("prefect-server");
@@ -168,8 +176,10 @@ impl Database {
                     }
                 });
                 let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
-                // A few writers so batches overlap; each holds one connection while it runs.
-                let writers = (options.pool_size as usize / 4).clamp(1, 4);
+                // Commits wait for the WAL to reach disk, and the server sits idle meanwhile:
+                // half the pool writes, so several batches are in flight and PostgreSQL
+                // flushes their commits together. Each writer holds one connection while it runs.
+                let writers = (options.pool_size as usize / 2).clamp(1, 8);
                 Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres }, writers))
             }
         }
@@ -195,7 +205,11 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(busy)
                 .foreign_keys(true)
-                .pragma("cache_size", "-20000")
+                // Page cache per connection, in KiB. The writer keeps the hot index pages of
+                // every insert; readers are many and mostly walk a few index pages per request,
+                // and the OS page cache is one syscall away. 20 MB each (Prefect's value)
+                // would put ten connections at 200 MB.
+                .pragma("cache_size", if read_only { "-4000" } else { "-16000" })
                 .pragma("temp_store", "memory")
                 // The maintenance service checkpoints every second from its own connection;
                 // writers only checkpoint themselves if it falls far behind (~40 MB of WAL).

@@ -31,6 +31,7 @@ pub mod deployments;
 mod entity;
 mod error;
 mod sqlite_tuning;
+mod tcp_nodelay;
 pub mod events;
 pub mod flow_run_inputs;
 pub mod flow_runs;
