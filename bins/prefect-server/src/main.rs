@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{DatabaseMaintenance, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
+use prefect_services::{CancellationCleanup, DatabaseMaintenance, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -158,6 +158,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     if services && settings.services.late_runs.enabled {
         tasks.push(tokio::spawn(LateRuns::new(settings.services.late_runs.clone(), core.clone()).run(shutdown.clone())));
+    }
+    if services && settings.services.cancellation_cleanup.enabled {
+        tasks.push(tokio::spawn(CancellationCleanup::new(settings.services.cancellation_cleanup.clone(), core.clone()).run(shutdown.clone())));
     }
     if services && settings.services.foreman.enabled {
         tasks.push(tokio::spawn(Foreman::new(settings.services.foreman.clone(), core.clone()).run(shutdown.clone())));

@@ -22,6 +22,7 @@
 mod admin;
 mod artifacts;
 pub mod blocks;
+mod cancellation;
 mod concurrency;
 pub mod deployments;
 mod error;
@@ -50,6 +51,7 @@ use prefect_storage::concurrency::SlotWaits;
 use serde::Deserialize;
 
 pub use admin::{CsrfToken, ServerDefaultResultStorage};
+pub use cancellation::CANCELLING_TIMEOUT_MESSAGE;
 pub use concurrency::{AcquireMode, Acquired};
 pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};

@@ -7,6 +7,7 @@
 //! transaction per batch, and is safe to run in several server instances
 //! sharing one PostgreSQL database.
 
+pub mod cancellation_cleanup;
 pub mod database_maintenance;
 pub mod event_pipeline;
 pub mod foreman;
@@ -18,6 +19,7 @@ pub mod scheduler;
 use std::future::Future;
 use std::time::Duration;
 
+pub use cancellation_cleanup::{CancellationCleanup, CancellationCleanupOptions, CleanupPass};
 pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
 pub use foreman::{Foreman, ForemanOptions};
@@ -37,6 +39,7 @@ pub struct ServicesOptions {
     pub repossessor: RepossessorOptions,
     pub pause_expirations: PauseExpirationsOptions,
     pub late_runs: LateRunsOptions,
+    pub cancellation_cleanup: CancellationCleanupOptions,
     pub foreman: ForemanOptions,
     pub scheduler: SchedulerOptions,
 }

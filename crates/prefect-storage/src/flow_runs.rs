@@ -461,3 +461,51 @@ pub async fn overdue_scheduled(c: &impl ConnectionTrait, before: DateTime, limit
         .all(c)
         .await?)
 }
+
+/// States a run can still leave (not Completed, Failed, Cancelled or Crashed).
+const UNFINISHED_STATE_TYPES: [&str; 5] = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"];
+
+/// Ids after `after` (by id) of runs Cancelled since `ended_since`.
+pub async fn cancelled_since(c: &impl ConnectionTrait, ended_since: DateTime, after: Uuid, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Id)
+        .filter(flow_run::Column::StateType.eq("CANCELLED"))
+        .filter(flow_run::Column::EndTime.gte(ended_since))
+        .filter(flow_run::Column::Id.gt(after))
+        .order_by(flow_run::Column::Id, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// `(id, parent_task_run_id)` after `after` (by id) of subflow runs that have not finished.
+pub async fn unfinished_subflows(c: &impl ConnectionTrait, after: Uuid, limit: u64) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Id)
+        .column(flow_run::Column::ParentTaskRunId)
+        .filter(flow_run::Column::ParentTaskRunId.is_not_null())
+        .filter(flow_run::Column::StateType.is_in(UNFINISHED_STATE_TYPES))
+        .filter(flow_run::Column::Id.gt(after))
+        .order_by(flow_run::Column::Id, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// Ids of runs in a Cancelling state entered at or before `before`.
+pub async fn cancelling_since(c: &impl ConnectionTrait, before: DateTime, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(flow_run::Entity::find()
+        .select_only()
+        .column(flow_run::Column::Id)
+        .filter(flow_run::Column::StateType.eq("CANCELLING"))
+        .filter(flow_run::Column::StateTimestamp.lte(before))
+        .order_by(flow_run::Column::StateTimestamp, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
+}

@@ -476,3 +476,16 @@ pub async fn of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, now: DateT
         .await?;
     hydrate(rows, now)
 }
+
+/// Ids of a flow run's task runs that have not finished (at most `limit`).
+pub async fn unfinished_of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(task_run::Entity::find()
+        .select_only()
+        .column(task_run::Column::Id)
+        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
+        .filter(task_run::Column::StateType.is_in(["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]))
+        .limit(limit)
+        .into_tuple()
+        .all(c)
+        .await?)
+}

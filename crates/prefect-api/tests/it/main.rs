@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod blocks;
+mod cancellation;
 mod concurrency;
 mod deployments;
 mod errors;
