@@ -362,18 +362,18 @@ impl Core {
                 changed.insert(field.to_owned(), json!({"from": from, "to": to}));
             }
         }
-        if let Some(pool) = &pool {
-            if !changed.is_empty() {
-                let fields: Vec<&String> = changed.keys().collect();
-                let mut event = queue_event("updated", &after, pool);
-                event.payload = json!({"updated_fields": fields, "updates": changed}).as_object().cloned().unwrap_or_default();
-                self.emit(event).await;
-            }
+        if let Some(pool) = &pool
+            && !changed.is_empty()
+        {
+            let fields: Vec<&String> = changed.keys().collect();
+            let mut event = queue_event("updated", &after, pool);
+            event.payload = json!({"updated_fields": fields, "updates": changed}).as_object().cloned().unwrap_or_default();
+            self.emit(event).await;
         }
-        if status.is_some() {
-            if let Some(event) = queue_status_event(&after, pool.as_ref()) {
-                self.emit(event).await;
-            }
+        if status.is_some()
+            && let Some(event) = queue_status_event(&after, pool.as_ref())
+        {
+            self.emit(event).await;
         }
         Ok(())
     }
