@@ -29,32 +29,48 @@ async fn filter(app: &TestApp, path: &str, body: Value) -> Vec<Value> {
     found.as_array().cloned().unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
-async fn a_python_flow_is_recorded_as_the_python_server_would() {
-    let app = spawn_app().await;
+/// Runs `tests/<script> <tag>` with the venv's Python against `app`, with a fresh
+/// `PREFECT_HOME` and the venv's `prefect` CLI first on `PATH`; returns the JSON summary
+/// the script prints as its last line (and stderr, for assertion messages).
+async fn run_script(app: &TestApp, script: &str, tag: &str, extra_env: &[(&str, &str)]) -> (Value, String) {
     let home = tempfile::tempdir().unwrap();
-    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_flow.py");
-    let api = app.api.clone();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let py = python();
+    let bin = py.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let mut command = Command::new(&py);
+    command
+        .arg(script)
+        .arg(tag)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PREFECT_API_URL", &app.api)
+        .env("PREFECT_HOME", home.path())
+        .env("PREFECT_LOCAL_STORAGE_PATH", home.path().join("storage"))
+        .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        .env("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+        .env("DO_NOT_TRACK", "1");
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .arg(&tag)
-            .env("PREFECT_API_URL", api)
-            .env("PREFECT_HOME", home.path())
-            .env("PREFECT_LOCAL_STORAGE_PATH", home.path().join("storage"))
-            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-            .env("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-            .env("DO_NOT_TRACK", "1")
-            .output()
-            .expect("run python")
+        let output = command.output().expect("run python");
+        drop(home);
+        output
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "flow failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary line");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "script failed:\n{stdout}\n{stderr}");
+    let summary = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary line");
+    (summary, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
+async fn a_python_flow_is_recorded_as_the_python_server_would() {
+    let app = spawn_app().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (summary, _) = run_script(&app, "e2e_flow.py", &tag, &[]).await;
     assert_eq!(summary["completed"], true);
     assert_eq!(summary["result"], json!(5 + 6), "child(4) + 0+2+4");
     let run_id = summary["flow_run_id"].as_str().unwrap().to_owned();
@@ -119,33 +135,10 @@ async fn a_python_flow_is_recorded_as_the_python_server_would() {
 #[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
 async fn a_process_worker_executes_a_deployment_run() {
     let app = spawn_app().await;
-    let home = tempfile::tempdir().unwrap();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_worker.py");
-    let api = app.api.clone();
-    let py = python();
-    let bin = py.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&py)
-            .arg(script)
-            .arg(&tag)
-            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
-            .env("PREFECT_API_URL", api)
-            .env("PREFECT_HOME", home.path())
-            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-            .env("PREFECT_WORKER_QUERY_SECONDS", "1")
-            .env("PREFECT_WORKER_PREFETCH_SECONDS", "5")
-            .env("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
-            .env("DO_NOT_TRACK", "1")
-            .output()
-            .expect("run python")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "script failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary line");
-    assert_eq!(summary["worker_exit"], 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let worker_polling = [("PREFECT_WORKER_QUERY_SECONDS", "1"), ("PREFECT_WORKER_PREFETCH_SECONDS", "5")];
+    let (summary, stderr) = run_script(&app, "e2e_worker.py", &tag, &worker_polling).await;
+    assert_eq!(summary["worker_exit"], 0, "{stderr}");
     let run_id = summary["flow_run_id"].as_str().unwrap().to_owned();
     let pool = summary["pool"].as_str().unwrap().to_owned();
 
