@@ -40,10 +40,6 @@ pub struct CancellationCleanup {
     core: Core,
 }
 
-fn seconds(s: f64) -> chrono::Duration {
-    chrono::Duration::milliseconds((s * 1000.0) as i64)
-}
-
 impl CancellationCleanup {
     pub fn new(options: CancellationCleanupOptions, core: Core) -> Self {
         CancellationCleanup { options, core }
@@ -88,7 +84,7 @@ impl CancellationCleanup {
         }
 
         // Runs whose cancellation nobody confirmed.
-        let before = now - seconds(self.options.cancelling_timeout_seconds);
+        let before = now - crate::seconds(self.options.cancelling_timeout_seconds);
         for id in self.core.stale_cancelling_flow_runs(before, batch).await? {
             match self.core.time_out_cancelling(id, before).await {
                 Ok(true) => pass.cancelling_timed_out += 1,

@@ -36,7 +36,7 @@ impl Foreman {
     }
 
     pub async fn run_once(&self) -> prefect_core::Result<usize> {
-        let stale_after = chrono::Duration::milliseconds((self.options.work_queue_last_polled_timeout_seconds * 1000.0) as i64);
+        let stale_after = crate::seconds(self.options.work_queue_last_polled_timeout_seconds);
         self.core.mark_unready_work(stale_after).await
     }
 

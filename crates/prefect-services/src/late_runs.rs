@@ -37,7 +37,7 @@ impl LateRuns {
 
     /// Marks overdue runs Late; returns how many.
     pub async fn run_once(&self) -> prefect_core::Result<usize> {
-        let before = prefect_domain::time::now() - chrono::Duration::milliseconds((self.options.after_seconds * 1000.0) as i64);
+        let before = prefect_domain::time::now() - crate::seconds(self.options.after_seconds);
         let mut marked = 0;
         for id in self.core.overdue_scheduled_runs(before, self.options.batch_size.max(1)).await? {
             // Each run in its own transaction: one picked up meanwhile is left alone.

@@ -45,6 +45,11 @@ pub struct ServicesOptions {
 }
 
 /// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.
+/// A settings value in (fractional) seconds as a duration, to the millisecond.
+pub(crate) fn seconds(s: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((s * 1000.0) as i64)
+}
+
 pub async fn run_periodically<F, Fut>(name: &'static str, interval: Duration, shutdown: CancellationToken, mut tick: F)
 where
     F: FnMut() -> Fut,

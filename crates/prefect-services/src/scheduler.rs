@@ -61,8 +61,8 @@ impl SchedulerOptions {
         ScheduleLimits {
             max_runs: self.max_runs,
             min_runs: self.min_runs,
-            max_scheduled_time: chrono::TimeDelta::milliseconds((self.max_scheduled_time_seconds * 1000.0) as i64),
-            min_scheduled_time: chrono::TimeDelta::milliseconds((self.min_scheduled_time_seconds * 1000.0) as i64),
+            max_scheduled_time: crate::seconds(self.max_scheduled_time_seconds),
+            min_scheduled_time: crate::seconds(self.min_scheduled_time_seconds),
         }
     }
 }
@@ -86,7 +86,7 @@ impl Scheduler {
 
     /// One pass over deployments updated within the last `recent_deployments_loop_seconds` (plus one).
     pub async fn run_recent_once(&self) -> prefect_core::Result<usize> {
-        let window = chrono::TimeDelta::milliseconds(((self.options.recent_deployments_loop_seconds + 1.0) * 1000.0) as i64);
+        let window = crate::seconds(self.options.recent_deployments_loop_seconds + 1.0);
         let ids = self.core.deployments_to_schedule(&self.options.limits(), Some(time::now() - window)).await?;
         self.schedule(ids).await
     }
