@@ -8,7 +8,7 @@ use prefect_domain::work_pool::{
     WorkQueueUpdate, Worker, WorkerFilter, WorkerFlowRun,
 };
 use prefect_storage::{flow_runs, work_pools, ConnectionTrait};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::events::lifecycle;
@@ -93,6 +93,25 @@ pub(crate) async fn agent_pool(c: &impl ConnectionTrait, now: DateTime) -> Resul
     Ok(pool)
 }
 
+/// Payload of a `*.updated` event, as Prefect sends it: the fields whose value changed,
+/// each with `from` and `to`; `None` when nothing changed.
+fn updated_fields_payload<const N: usize>(fields: [(&str, Value, Value); N]) -> Option<Map<String, Value>> {
+    let mut updates = Map::new();
+    for (field, from, to) in fields {
+        if from != to {
+            updates.insert(field.to_owned(), json!({"from": from, "to": to}));
+        }
+    }
+    if updates.is_empty() {
+        return None;
+    }
+    let names: Vec<Value> = updates.keys().map(|k| Value::String(k.clone())).collect();
+    let mut payload = Map::new();
+    payload.insert("updated_fields".to_owned(), Value::Array(names));
+    payload.insert("updates".to_owned(), Value::Object(updates));
+    Some(payload)
+}
+
 impl Core {
     async fn pool_by_name(&self, c: &impl ConnectionTrait, name: &str) -> Result<WorkPool> {
         work_pools::read_pool_by_name(c, name).await?.ok_or_else(|| pool_not_found(name))
@@ -100,6 +119,12 @@ impl Core {
 
     async fn queue_by_name(&self, c: &impl ConnectionTrait, pool: &WorkPool, name: &str) -> Result<WorkQueue> {
         work_pools::read_queue_by_name(c, pool.id, name).await?.ok_or_else(|| queue_not_found(&pool.name, name))
+    }
+
+    async fn queue_id_by_names(&self, pool_name: &str, name: &str) -> Result<Uuid> {
+        let reader = self.db().reader();
+        let pool = self.pool_by_name(reader, pool_name).await?;
+        Ok(self.queue_by_name(reader, &pool, name).await?.id)
     }
 
     /// Fills `active_slots` of pools that have a concurrency limit.
@@ -203,22 +228,14 @@ impl Core {
         let after = work_pools::read_pool(&txn, before.id).await?.ok_or_else(|| pool_not_found(name))?;
         prefect_storage::commit(txn).await?;
 
-        let mut changed = serde_json::Map::new();
-        let pairs = [
+        let updates = updated_fields_payload([
             ("description", json!(before.description), json!(after.description)),
             ("base_job_template", json!(before.base_job_template), json!(after.base_job_template)),
             ("concurrency_limit", json!(before.concurrency_limit), json!(after.concurrency_limit)),
             ("storage_configuration", json!(before.storage_configuration), json!(after.storage_configuration)),
-        ];
-        for (field, from, to) in pairs {
-            if from != to {
-                changed.insert(field.to_owned(), json!({"from": from, "to": to}));
-            }
-        }
-        if !changed.is_empty() {
-            let fields: Vec<&String> = changed.keys().collect();
-            let payload = json!({"updated_fields": fields, "updates": changed});
-            let mut event = lifecycle("work-pool", "updated", after.id, None, payload, Vec::new());
+        ]);
+        if let Some(payload) = updates {
+            let mut event = lifecycle("work-pool", "updated", after.id, None, Value::Object(payload), Vec::new());
             event.resource = pool_resource(&after).label(RESOURCE_ROLE, "work-pool");
             self.emit(event).await;
         }
@@ -307,12 +324,8 @@ impl Core {
     }
 
     pub async fn update_work_queue(&self, pool_name: &str, name: &str, update: WorkQueueUpdate) -> Result<()> {
-        let queue = {
-            let reader = self.db().reader();
-            let pool = self.pool_by_name(reader, pool_name).await?;
-            self.queue_by_name(reader, &pool, name).await?
-        };
-        self.update_work_queue_by_id(queue.id, update).await
+        let queue_id = self.queue_id_by_names(pool_name, name).await?;
+        self.update_work_queue_by_id(queue_id, update).await
     }
 
     /// Applies an update: pausing sets PAUSED; unpausing a paused queue sets READY if it
@@ -350,24 +363,15 @@ impl Core {
         let pool = work_pools::read_pool(&txn, after.work_pool_id).await?;
         prefect_storage::commit(txn).await?;
 
-        let mut changed = serde_json::Map::new();
-        let pairs = [
+        let updates = updated_fields_payload([
             ("name", json!(before.name), json!(after.name)),
             ("description", json!(before.description), json!(after.description)),
             ("concurrency_limit", json!(before.concurrency_limit), json!(after.concurrency_limit)),
             ("priority", json!(before.priority), json!(after.priority)),
-        ];
-        for (field, from, to) in pairs {
-            if from != to {
-                changed.insert(field.to_owned(), json!({"from": from, "to": to}));
-            }
-        }
-        if let Some(pool) = &pool
-            && !changed.is_empty()
-        {
-            let fields: Vec<&String> = changed.keys().collect();
+        ]);
+        if let (Some(pool), Some(payload)) = (&pool, updates) {
             let mut event = queue_event("updated", &after, pool);
-            event.payload = json!({"updated_fields": fields, "updates": changed}).as_object().cloned().unwrap_or_default();
+            event.payload = payload;
             self.emit(event).await;
         }
         if status.is_some()
@@ -379,12 +383,8 @@ impl Core {
     }
 
     pub async fn delete_work_queue(&self, pool_name: &str, name: &str) -> Result<()> {
-        let queue = {
-            let reader = self.db().reader();
-            let pool = self.pool_by_name(reader, pool_name).await?;
-            self.queue_by_name(reader, &pool, name).await?
-        };
-        self.delete_work_queue_by_id(queue.id).await
+        let queue_id = self.queue_id_by_names(pool_name, name).await?;
+        self.delete_work_queue_by_id(queue_id).await
     }
 
     /// Deletes a queue; a pool's default queue cannot be deleted.

@@ -33,7 +33,7 @@ pub struct WorkPoolCountBody {
     pub work_pools: Option<WorkPoolFilter>,
 }
 
-/// Body of `POST /work_pools/{name}/queues/filter`.
+/// Body of `POST /work_pools/{name}/queues/filter` and `POST /work_queues/filter`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WorkQueueFilterBody {
     #[serde(default)]

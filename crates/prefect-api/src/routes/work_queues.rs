@@ -2,7 +2,6 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use prefect_domain::filters::WorkQueueFilter;
 use prefect_domain::flow_run::FlowRun;
 use prefect_domain::time::DateTime;
 use prefect_domain::work_pool::{WorkQueue, WorkQueueCreate, WorkQueueUpdate};
@@ -13,18 +12,8 @@ use uuid::Uuid;
 use crate::ApiState;
 use crate::error::ApiResult;
 use crate::extract::Json;
+use crate::routes::work_pools::WorkQueueFilterBody;
 use crate::routes::{created, no_content, ok};
-
-/// Body of `POST /work_queues/filter`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AllWorkQueuesFilterBody {
-    #[serde(default)]
-    pub work_queues: Option<WorkQueueFilter>,
-    #[serde(default)]
-    pub limit: Option<u64>,
-    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
-    pub offset: u64,
-}
 
 /// Body of `POST /work_queues/{id}/get_runs`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -43,9 +32,9 @@ pub async fn create_agent_work_queue(state: Data<ApiState>, body: Json<WorkQueue
     Ok(created(&state.core.create_agent_work_queue(body.0).await?))
 }
 
-#[utoipa::path(tag = "Work Queues", request_body = AllWorkQueuesFilterBody, responses((status = 200, body = Vec<WorkQueue>)))]
+#[utoipa::path(tag = "Work Queues", request_body = WorkQueueFilterBody, responses((status = 200, body = Vec<WorkQueue>)))]
 #[post("/work_queues/filter")]
-pub async fn filter_all_work_queues(state: Data<ApiState>, body: Option<Json<AllWorkQueuesFilterBody>>) -> ApiResult<HttpResponse> {
+pub async fn filter_all_work_queues(state: Data<ApiState>, body: Option<Json<WorkQueueFilterBody>>) -> ApiResult<HttpResponse> {
     let (filter, limit, offset) = body.map_or((None, None, 0), |b| (b.0.work_queues, b.0.limit, b.0.offset));
     Ok(ok(&state.core.filter_all_work_queues(filter.as_ref(), limit, offset).await?))
 }
