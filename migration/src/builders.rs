@@ -63,12 +63,7 @@ pub fn boolean(name: &'static str, default: bool) -> ColumnDef {
 
 /// A foreign key from `table.column` to `target.id`.
 pub fn fk(table: &'static str, column: &'static str, target: &'static str, on_delete: ForeignKeyAction) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}__{column}__{target}"))
-        .from(table, column)
-        .to(target, "id")
-        .on_delete(on_delete)
-        .to_owned()
+    ForeignKey::create().name(format!("fk_{table}__{column}__{target}")).from(table, column).to(target, "id").on_delete(on_delete).to_owned()
 }
 
 /// A (possibly unique) index named `ix_<table>__<cols>` or `uq_…`.

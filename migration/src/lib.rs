@@ -7,8 +7,8 @@
 
 pub use sea_orm_migration::prelude::*;
 
-mod m20261126_000001_initial;
 mod builders;
+mod m20261126_000001_initial;
 
 /// The ordered list of migrations.
 pub struct Migrator;

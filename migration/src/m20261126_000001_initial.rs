@@ -264,11 +264,7 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(uuid_null("result_artifact_id"))
             .foreign_key(&mut fk("task_run_state", "task_run_id", "task_run", Cascade))
             .to_owned(),
-        table("task_run_state_cache")
-            .col(text("cache_key"))
-            .col(timestamp_null("cache_expiration"))
-            .col(uuid("task_run_state_id"))
-            .to_owned(),
+        table("task_run_state_cache").col(text("cache_key")).col(timestamp_null("cache_expiration")).col(uuid("task_run_state_id")).to_owned(),
         table("flow_run_input")
             .col(uuid("flow_run_id"))
             .col(text("key"))

@@ -173,15 +173,14 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
         api_settings.max_in_flight_requests = Some(100);
     }
     let state = ApiState::new(core, api_settings);
-    let mut server = actix_web::HttpServer::new(move || app(state.clone()))
-        .keep_alive(Duration::from_secs(settings.server.keepalive_seconds.max(1)))
-        .shutdown_timeout(10);
+    let mut server =
+        actix_web::HttpServer::new(move || app(state.clone())).keep_alive(Duration::from_secs(settings.server.keepalive_seconds.max(1))).shutdown_timeout(10);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    let server = server.bind((settings.server.host.as_str(), settings.server.port)).with_context(|| {
-        format!("binding {}:{}", settings.server.host, settings.server.port)
-    })?;
+    let server = server
+        .bind((settings.server.host.as_str(), settings.server.port))
+        .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
     tracing::warn!(host = %settings.server.host, port = settings.server.port, "Prefect server listening.");
     eprintln!("prefect-server {} listening on http://{}:{}/api", env!("CARGO_PKG_VERSION"), settings.server.host, settings.server.port);
     server.run().await?;

@@ -20,10 +20,9 @@ pub async fn check_api_version(req: ServiceRequest, next: Next<impl MessageBody>
         match parts.as_slice() {
             [Some(major), Some(minor), Some(patch)] => {
                 if (*major, *minor, *patch) < (0, 8, 0) {
-                    return Err(ApiError::BadHeader(format!(
-                        "The request specified API version {text} but this server requires version 0.8.0 or higher."
-                    ))
-                    .into());
+                    return Err(
+                        ApiError::BadHeader(format!("The request specified API version {text} but this server requires version 0.8.0 or higher.")).into()
+                    );
                 }
             }
             _ => return Err(ApiError::BadHeader(format!("Invalid X-PREFECT-API-VERSION header format: {text:?}")).into()),

@@ -47,8 +47,7 @@ impl Core {
         let Some(state_type) = run.state_type.filter(|t| !t.is_final()) else { return Ok(false) };
         let Some(parent_task) = task_runs::read(reader, parent_task_run_id, now).await? else { return Ok(false) };
         let Some(containing) = parent_task.flow_run_id else { return Ok(false) };
-        let containing_cancelled =
-            flow_runs::read(reader, containing, now).await?.is_some_and(|r| r.state_type == Some(StateType::Cancelled));
+        let containing_cancelled = flow_runs::read(reader, containing, now).await?.is_some_and(|r| r.state_type == Some(StateType::Cancelled));
         if !containing_cancelled || (run.deployment_id.is_some() && state_type == StateType::Cancelling) {
             return Ok(false);
         }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use prefect_domain::concurrency::{
-    ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, ConcurrencyLimitWithLeaseResponse,
-    ConcurrencyMode, GlobalConcurrencyLimitResponse, LeaseHolderType, MinimalConcurrencyLimitResponse, TAG_LIMIT_PREFIX, TagConcurrencyLimit,
+    ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, ConcurrencyLimitWithLeaseResponse, ConcurrencyMode,
+    GlobalConcurrencyLimitResponse, LeaseHolderType, MinimalConcurrencyLimitResponse, TAG_LIMIT_PREFIX, TagConcurrencyLimit,
 };
 use prefect_domain::time::{self, DateTime};
 use prefect_orchestration::math::clamped_poisson_interval;
@@ -207,8 +207,7 @@ impl Core {
         let txn = self.db().begin_write().await?;
         if let Some(lease) = concurrency::read_lease(&txn, lease_id).await? {
             let occupancy = time::seconds(now - lease.created);
-            concurrency::decrement(&txn, self.db().backend(), &lease.resource_ids, lease.slots, Some(occupancy), &self.settings().slot_waits(), now)
-                .await?;
+            concurrency::decrement(&txn, self.db().backend(), &lease.resource_ids, lease.slots, Some(occupancy), &self.settings().slot_waits(), now).await?;
             concurrency::revoke_lease(&txn, lease_id).await?;
         }
         prefect_storage::commit(txn).await?;
@@ -243,10 +242,7 @@ impl Core {
 
     async fn tag_view(&self, c: &impl prefect_storage::ConnectionTrait, limit: ConcurrencyLimitV2) -> Result<TagConcurrencyLimit> {
         let holders = concurrency::leases_on_limit(c, limit.id).await?;
-        let mut active_slots: Vec<Uuid> = holders
-            .iter()
-            .filter_map(|l| l.holder.filter(|h| h.kind == LeaseHolderType::TaskRun).map(|h| h.id))
-            .collect();
+        let mut active_slots: Vec<Uuid> = holders.iter().filter_map(|l| l.holder.filter(|h| h.kind == LeaseHolderType::TaskRun).map(|h| h.id)).collect();
         active_slots.sort_unstable();
         active_slots.dedup();
         Ok(TagConcurrencyLimit {
@@ -325,7 +321,8 @@ impl Core {
         let now = time::now();
         let waits = self.settings().slot_waits();
         let txn = self.db().begin_write().await?;
-        let limit = concurrency::read_by_name(&txn, &format!("{TAG_LIMIT_PREFIX}{tag}")).await?.ok_or_else(|| Error::not_found("Concurrency limit not found"))?;
+        let limit =
+            concurrency::read_by_name(&txn, &format!("{TAG_LIMIT_PREFIX}{tag}")).await?.ok_or_else(|| Error::not_found("Concurrency limit not found"))?;
         for lease in concurrency::leases_on_limit(&txn, limit.id).await? {
             concurrency::revoke_lease(&txn, lease.id).await?;
         }

@@ -4,23 +4,21 @@
 use std::collections::{HashMap, HashSet};
 
 use prefect_domain::deployment::{
-    Deployment, DeploymentBulkDeleteResponse, DeploymentCreate, DeploymentFlowRunCreate, DeploymentSchedule, DeploymentScheduleCreate,
-    DeploymentScheduleUpdate, DeploymentUpdate, FlowRunCreateResult, BULK_CREATE_LIMIT, BULK_DELETE_LIMIT,
+    BULK_CREATE_LIMIT, BULK_DELETE_LIMIT, Deployment, DeploymentBulkDeleteResponse, DeploymentCreate, DeploymentFlowRunCreate, DeploymentSchedule,
+    DeploymentScheduleCreate, DeploymentScheduleUpdate, DeploymentUpdate, FlowRunCreateResult,
 };
-use prefect_domain::filters::{
-    DateTimeFilter, DeploymentFilter, FlowRunFilter, IdFilter, RunFilters, StateFilter, StateTypeFilter,
-};
+use prefect_domain::filters::{DateTimeFilter, DeploymentFilter, FlowRunFilter, IdFilter, RunFilters, StateFilter, StateTypeFilter};
 use prefect_domain::flow_run::{CreatedBy, FlowRun};
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::pagination::Paginated;
 use prefect_domain::sorts::{DeploymentSort, FlowRunSort};
 use prefect_domain::state::{State, StateCreate, StateType};
 use prefect_domain::time::{self, DateTime};
-use prefect_domain::work_pool::{WorkQueueCreate, DEFAULT_QUEUE_NAME};
+use prefect_domain::work_pool::{DEFAULT_QUEUE_NAME, WorkQueueCreate};
 use prefect_storage::deployments::{self, DeploymentChanges, ScheduleKey, ScheduledRun};
 use prefect_storage::flow_runs::NewFlowRun;
-use prefect_storage::{flow_runs, flows, variables, work_pools, ConnectionTrait};
-use serde_json::{json, Map, Value};
+use prefect_storage::{ConnectionTrait, flow_runs, flows, variables, work_pools};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::events::lifecycle;
@@ -43,12 +41,7 @@ pub struct ScheduleLimits {
 
 impl Default for ScheduleLimits {
     fn default() -> Self {
-        ScheduleLimits {
-            max_runs: 50,
-            min_runs: 3,
-            max_scheduled_time: chrono::TimeDelta::days(100),
-            min_scheduled_time: chrono::TimeDelta::hours(1),
-        }
+        ScheduleLimits { max_runs: 50, min_runs: 3, max_scheduled_time: chrono::TimeDelta::days(100), min_scheduled_time: chrono::TimeDelta::hours(1) }
     }
 }
 
@@ -120,7 +113,9 @@ impl Core {
         let now = time::now();
         let txn = self.db().begin_write().await?;
         let flow = flows::read(&txn, create.flow_id).await?.ok_or_else(|| {
-            Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
+            Error::Conflict(
+                "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned(),
+            )
         })?;
         let work_queue_id = match (create.work_pool_name.as_deref(), create.work_queue_name.as_deref()) {
             (Some(pool), queue) => Some(queue_in_pool(&txn, pool, queue, now).await?),
@@ -258,9 +253,7 @@ impl Core {
                     && current.contains(&slug.as_str())
                     && !replaced.contains(slug)
                 {
-                    return Err(unprocessable(format!(
-                        "Cannot rename schedule from '{r}' to '{slug}': a schedule with slug '{slug}' already exists."
-                    )));
+                    return Err(unprocessable(format!("Cannot rename schedule from '{r}' to '{slug}': a schedule with slug '{slug}' already exists.")));
                 }
             }
             for s in provided {
@@ -606,7 +599,10 @@ impl Core {
             deployments: Some(DeploymentFilter { id: Some(IdFilter { any_: Some(ids.clone()), ..Default::default() }), ..Default::default() }),
             flow_runs: Some(FlowRunFilter {
                 next_scheduled_start_time: scheduled_before.map(|b| DateTimeFilter { before_: Some(b), ..Default::default() }),
-                state: Some(StateFilter { state_type: Some(StateTypeFilter { any_: Some(vec![StateType::Scheduled]), ..Default::default() }), ..Default::default() }),
+                state: Some(StateFilter {
+                    state_type: Some(StateTypeFilter { any_: Some(vec![StateType::Scheduled]), ..Default::default() }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -790,11 +786,7 @@ impl Core {
 /// form Prefect puts in scheduled runs' idempotency keys.
 fn python_datetime(t: DateTime) -> String {
     use chrono::Timelike;
-    if t.nanosecond() / 1000 == 0 {
-        t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
-    } else {
-        t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
-    }
+    if t.nanosecond() / 1000 == 0 { t.format("%Y-%m-%d %H:%M:%S+00:00").to_string() } else { t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string() }
 }
 
 #[cfg(test)]

@@ -57,8 +57,7 @@ impl From<prefect_storage::Error> for Error {
         match err {
             S::NotFound { entity } => Error::NotFound(format!("{entity} not found")),
             S::Conflict(_) | S::InvalidReference(_) => Error::Conflict(
-                "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details."
-                    .to_owned(),
+                "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned(),
             ),
             S::Unavailable(msg) => Error::Unavailable(msg),
             other => Error::Internal(other.to_string()),

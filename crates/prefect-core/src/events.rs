@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prefect_domain::events::{Event, EventLimits, ReceivedEvent, Resource, RESOURCE_NAME, RESOURCE_ROLE};
+use prefect_domain::events::{Event, EventLimits, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent, Resource};
 use prefect_domain::flow_run::FlowRun;
 use prefect_domain::state::State;
 use prefect_domain::time::{self, DateTime};
@@ -261,8 +261,7 @@ impl crate::Core {
     }
 
     async fn events_page(&self, filter: prefect_domain::events::EventFilter, page_size: u64, offset: u64) -> Result<EventPageResult> {
-        let (events, total) =
-            prefect_storage::events::query(self.db().reader(), self.db().backend(), &filter, page_size, offset, time::now()).await?;
+        let (events, total) = prefect_storage::events::query(self.db().reader(), self.db().backend(), &filter, page_size, offset, time::now()).await?;
         let next = PageToken::next(&filter, total, page_size, offset);
         Ok(EventPageResult { events, total, next })
     }
@@ -285,10 +284,7 @@ impl crate::Core {
         match countable {
             Countable::Event | Countable::Resource => {
                 let rows = prefect_storage::events::count_by_column(reader, backend, &filter, countable == Countable::Resource, now).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(value, label, count, start_time, end_time)| EventCount { value, label, count, start_time, end_time })
-                    .collect())
+                Ok(rows.into_iter().map(|(value, label, count, start_time, end_time)| EventCount { value, label, count, start_time, end_time }).collect())
             }
             Countable::Day | Countable::Time => {
                 let (unit, interval) = if countable == Countable::Day { (TimeUnit::Day, 1.0) } else { (time_unit, time_interval) };

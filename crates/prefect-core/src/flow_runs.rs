@@ -54,12 +54,7 @@ pub(crate) fn random_name() -> String {
 
 impl Core {
     pub(crate) fn transition_context(&self, client: &ClientInfo) -> TransitionContext {
-        TransitionContext {
-            client: client.clone(),
-            now: time::now(),
-            waits: self.settings().slot_waits(),
-            settings: self.settings().orchestration(),
-        }
+        TransitionContext { client: client.clone(), now: time::now(), waits: self.settings().slot_waits(), settings: self.settings().orchestration() }
     }
 
     fn check_parameters(&self, parameters: &serde_json::Map<String, Value>) -> Result<()> {
@@ -83,7 +78,9 @@ impl Core {
         let t = self.transition_context(client);
         let reader = self.db().reader();
         let flow = flows::read(reader, create.flow_id).await?.ok_or_else(|| {
-            Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
+            Error::Conflict(
+                "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned(),
+            )
         })?;
         let (work_queue_id, work_pool) = match &create.work_pool_name {
             Some(pool) => {
@@ -151,8 +148,7 @@ impl Core {
                         return Ok(Err(existing));
                     }
                     flow_runs::insert(txn, new, t.now).await?;
-                    let transition =
-                        orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, true).await?;
+                    let transition = orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, true).await?;
                     Ok(Ok(transition))
                 })
             })

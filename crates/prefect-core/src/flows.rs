@@ -41,10 +41,8 @@ impl Core {
         let limit = self.settings().limit(limit)?;
         let offset = Paginated::<Flow>::offset(page, limit);
         let reader = self.db().reader();
-        let (results, count) = tokio::try_join!(
-            flows::filter(reader, self.db().backend(), filters, sort, limit, offset),
-            flows::count(reader, self.db().backend(), filters)
-        )?;
+        let (results, count) =
+            tokio::try_join!(flows::filter(reader, self.db().backend(), filters, sort, limit, offset), flows::count(reader, self.db().backend(), filters))?;
         Ok(Paginated::new(results, count, limit, page))
     }
 

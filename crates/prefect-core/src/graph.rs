@@ -162,7 +162,8 @@ impl Core {
         let latest: HashSet<Uuid> = if keys.is_empty() {
             HashSet::new()
         } else {
-            let filter = ArtifactFilter { key: Some(prefect_domain::filters::ArtifactKeyFilter { any_: Some(keys), ..Default::default() }), ..Default::default() };
+            let filter =
+                ArtifactFilter { key: Some(prefect_domain::filters::ArtifactKeyFilter { any_: Some(keys), ..Default::default() }), ..Default::default() };
             artifacts::filter_latest(reader, backend, Some(&filter), &RunFilters::default(), ArtifactCollectionSort::IdDesc, limit, 0)
                 .await?
                 .into_iter()

@@ -30,10 +30,7 @@ impl Core {
 
     /// Every log line of a flow run, oldest first, read in pages (for downloads).
     pub async fn all_flow_run_logs(&self, flow_run_id: uuid::Uuid) -> Result<Vec<Log>> {
-        let filter = LogFilter {
-            flow_run_id: Some(prefect_domain::filters::IdFilter { any_: Some(vec![flow_run_id]), not_any_: None }),
-            ..Default::default()
-        };
+        let filter = LogFilter { flow_run_id: Some(prefect_domain::filters::IdFilter { any_: Some(vec![flow_run_id]), not_any_: None }), ..Default::default() };
         let mut out = Vec::new();
         loop {
             let page = logs::filter(self.db().reader(), self.db().backend(), Some(&filter), LogSort::TimestampAsc, 1000, out.len() as u64).await?;

@@ -81,13 +81,7 @@ impl OrchestrationStore for TxnStore<'_> {
         concurrency::decrement(self.txn, self.backend, limit_ids, slots, None, &self.waits, self.now).await.map_err(boxed)
     }
 
-    async fn create_lease(
-        &mut self,
-        limit_ids: &[Uuid],
-        slots: i64,
-        ttl_seconds: f64,
-        holder: Option<ConcurrencyLeaseHolder>,
-    ) -> StoreResult<Uuid> {
+    async fn create_lease(&mut self, limit_ids: &[Uuid], slots: i64, ttl_seconds: f64, holder: Option<ConcurrencyLeaseHolder>) -> StoreResult<Uuid> {
         concurrency::create_lease(self.txn, limit_ids, slots, ttl_seconds, holder, self.now).await.map_err(boxed)
     }
 
@@ -267,8 +261,7 @@ pub(crate) async fn transition_flow_run(
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
     let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
-    let mut store =
-        TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.then_some(run.id) };
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.then_some(run.id) };
     prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
@@ -366,9 +359,7 @@ pub(crate) async fn transition_task_run(
     let mut after = run;
     if let (true, Some(validated)) = (created, &ctx.validated_state) {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => {
-                Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?)
-            }
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?),
             _ => None,
         };
         task_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;

@@ -19,7 +19,10 @@ pub const PAUSE_EXPIRED_MESSAGE: &str = "The flow was paused and never resumed."
 
 fn refused(status: SetStateStatus, state: Option<State>, reason: impl Into<String>) -> SetStateOutcome {
     // Prefect answers both refusals with abort details.
-    SetStateOutcome { result: OrchestrationResult { state, status, details: StateResponseDetails::AbortDetails { reason: Some(reason.into()) } }, created: false }
+    SetStateOutcome {
+        result: OrchestrationResult { state, status, details: StateResponseDetails::AbortDetails { reason: Some(reason.into()) } },
+        created: false,
+    }
 }
 
 impl Core {
@@ -90,7 +93,8 @@ impl Core {
         let now = time::now();
         let page = flow_runs::paused_after(self.db().reader(), after, limit, now).await?;
         let next = if page.len() as u64 >= limit { page.last().map(|r| r.id) } else { None };
-        let expired = page.into_iter().filter(|r| r.state.as_ref().and_then(|s| s.state_details.pause_timeout).is_some_and(|t| t < now)).map(|r| r.id).collect();
+        let expired =
+            page.into_iter().filter(|r| r.state.as_ref().and_then(|s| s.state_details.pause_timeout).is_some_and(|t| t < now)).map(|r| r.id).collect();
         Ok((expired, next))
     }
 
@@ -99,7 +103,8 @@ impl Core {
         let t = self.transition_context(&ClientInfo::default());
         let txn = self.db().begin_write().await?;
         let Some(run) = flow_runs::read_for_update(&txn, self.db().backend(), id, t.now).await? else { return Ok(false) };
-        let expired = run.state.as_ref().is_some_and(|s| s.state_type == StateType::Paused && s.state_details.pause_timeout.is_some_and(|timeout| timeout < t.now));
+        let expired =
+            run.state.as_ref().is_some_and(|s| s.state_type == StateType::Paused && s.state_details.pause_timeout.is_some_and(|timeout| timeout < t.now));
         if !expired {
             return Ok(false);
         }

@@ -1,6 +1,7 @@
 //! The task run recorder: client-orchestrated task runs are reported as
 //! `prefect.task-run.<State>` events, which become task run rows and states.
 
+use crate::{Core, Result};
 use prefect_domain::events::ReceivedEvent;
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::state::{State, StateDetails, StateType};
@@ -10,7 +11,6 @@ use prefect_storage::flow_runs::RunBookkeeping;
 use prefect_storage::task_runs::{self, NewTaskRun, RecordedTaskRun};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use crate::{Core, Result};
 
 /// Turns task run events into stored task runs.
 #[derive(Debug, Clone)]

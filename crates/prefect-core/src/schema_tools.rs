@@ -220,7 +220,9 @@ fn process_properties(properties: Map<String, Value>, required: &[String]) -> Ma
         .into_iter()
         .map(|(key, mut schema)| {
             if let Value::Object(s) = &mut schema {
-                if !required.contains(&key) && s.get("type").is_some_and(|t| t != "null") && !s.contains_key("default")
+                if !required.contains(&key)
+                    && s.get("type").is_some_and(|t| t != "null")
+                    && !s.contains_key("default")
                     && let Some(t) = s.remove("type")
                 {
                     s.insert("anyOf".to_owned(), json!([{"type": t}, {"type": "null"}]));
@@ -265,7 +267,8 @@ fn validator(schema: &Value) -> Result<jsonschema::Validator, SchemaError> {
 
 /// Checks that `schema` is a usable JSON schema.
 pub fn check_schema(schema: &Value) -> Result<(), SchemaError> {
-    jsonschema::meta::validate(schema).map_err(|e| SchemaError(format!("Invalid schema: {}", python_message(e.kind(), e.instance()).unwrap_or_else(|| e.to_string()))))?;
+    jsonschema::meta::validate(schema)
+        .map_err(|e| SchemaError(format!("Invalid schema: {}", python_message(e.kind(), e.instance()).unwrap_or_else(|| e.to_string()))))?;
     validator(schema).map(|_| ())
 }
 
@@ -369,7 +372,9 @@ pub fn py_repr(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::String(s) => crate::variables::py_repr(s),
         Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(map) => format!("{{{}}}", map.iter().map(|(k, v)| format!("{}: {}", crate::variables::py_repr(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => {
+            format!("{{{}}}", map.iter().map(|(k, v)| format!("{}: {}", crate::variables::py_repr(k), py_repr(v))).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 

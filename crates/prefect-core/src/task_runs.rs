@@ -11,8 +11,8 @@ use prefect_domain::state::{State, StateCreate};
 use prefect_domain::task_run::{TaskRun, TaskRunCreate, TaskRunUpdate};
 use prefect_domain::time::{self, DateTime};
 use prefect_orchestration::Effect;
-use prefect_storage::task_runs::{self, NewTaskRun};
 use prefect_storage::flow_runs;
+use prefect_storage::task_runs::{self, NewTaskRun};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -40,7 +40,9 @@ impl Core {
         let mut labels: KeyValueLabels = KeyValueLabels::new();
         if let Some(flow_run_id) = create.flow_run_id {
             labels = flow_runs::read_labels(self.db().reader(), flow_run_id).await?.ok_or_else(|| {
-                Error::Conflict("Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned())
+                Error::Conflict(
+                    "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned(),
+                )
             })?;
             labels.insert("prefect.flow-run.id".to_owned(), Value::String(flow_run_id.to_string()));
         }

@@ -50,15 +50,14 @@ fn check_loops(template: &str) -> Result<(), TemplateError> {
         rest = &after[end + 2..];
     }
     if count > MAX_LOOP_COUNT {
-        return Err(TemplateError {
-            line: 0,
-            message: format!("Contains {count} for loops. Templates can contain no more than {MAX_LOOP_COUNT} for loops."),
-        });
+        return Err(TemplateError { line: 0, message: format!("Contains {count} for loops. Templates can contain no more than {MAX_LOOP_COUNT} for loops.") });
     }
     if deepest > MAX_NESTED_LOOP_DEPTH {
         return Err(TemplateError {
             line: 0,
-            message: format!("Contains nested for loops at a depth of {deepest}. Templates can nest for loops no more than {MAX_NESTED_LOOP_DEPTH} loops deep."),
+            message: format!(
+                "Contains nested for loops at a depth of {deepest}. Templates can nest for loops no more than {MAX_NESTED_LOOP_DEPTH} loops deep."
+            ),
         });
     }
     Ok(())
@@ -72,9 +71,7 @@ pub fn render_user_template(template: &str, context: &Value) -> Result<String, T
     validate_user_template(template)?;
     let env = environment();
     let compiled = env.template_from_str(template).map_err(|e| TemplateError { line: e.line().unwrap_or(0), message: e.to_string() })?;
-    compiled
-        .render(minijinja::Value::from(minijinja::value::Serde(context)))
-        .map_err(|e| TemplateError { line: e.line().unwrap_or(0), message: e.to_string() })
+    compiled.render(minijinja::Value::from(minijinja::value::Serde(context))).map_err(|e| TemplateError { line: e.line().unwrap_or(0), message: e.to_string() })
 }
 
 #[cfg(test)]

@@ -95,9 +95,5 @@ impl Core {
 
 /// A string quoted the way Python's `repr` quotes it (Prefect puts `{name!r}` in messages).
 pub(crate) fn py_repr(s: &str) -> String {
-    if s.contains('\'') && !s.contains('"') {
-        format!("\"{s}\"")
-    } else {
-        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
+    if s.contains('\'') && !s.contains('"') { format!("\"{s}\"") } else { format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")) }
 }

@@ -1,14 +1,14 @@
 //! Work pool, work queue and worker use cases, and the worker polling path.
 
-use prefect_domain::events::{ReceivedEvent, Resource, RESOURCE_NAME, RESOURCE_ROLE};
+use prefect_domain::events::{RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent, Resource};
 use prefect_domain::filters::{WorkPoolFilter, WorkQueueFilter};
 use prefect_domain::time::{self, DateTime};
 use prefect_domain::work_pool::{
-    self as wp, ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolUpdate, WorkQueue, WorkQueueCreate, WorkQueueStatus,
-    WorkQueueUpdate, Worker, WorkerFilter, WorkerFlowRun,
+    self as wp, ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolUpdate, WorkQueue, WorkQueueCreate, WorkQueueStatus, WorkQueueUpdate,
+    Worker, WorkerFilter, WorkerFlowRun,
 };
-use prefect_storage::{flow_runs, work_pools, ConnectionTrait};
-use serde_json::{json, Map, Value};
+use prefect_storage::{ConnectionTrait, flow_runs, work_pools};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::events::lifecycle;
@@ -35,9 +35,7 @@ fn is_reserved(name: &str) -> bool {
 }
 
 fn pool_resource(pool: &WorkPool) -> Resource {
-    Resource::with_id(format!("prefect.work-pool.{}", pool.id))
-        .label(RESOURCE_NAME, &pool.name)
-        .label("prefect.work-pool.type", &pool.kind)
+    Resource::with_id(format!("prefect.work-pool.{}", pool.id)).label(RESOURCE_NAME, &pool.name).label("prefect.work-pool.type", &pool.kind)
 }
 
 fn kebab(status: WorkPoolStatus) -> &'static str {
@@ -205,8 +203,7 @@ impl Core {
         update.validate()?;
         if is_reserved(name) && update.changes_more_than_pause_or_limit() {
             return Err(Error::Forbidden(
-                "Work pools starting with 'Prefect' are reserved for internal use and can only be updated to set concurrency limits or pause."
-                    .to_owned(),
+                "Work pools starting with 'Prefect' are reserved for internal use and can only be updated to set concurrency limits or pause.".to_owned(),
             ));
         }
         let now = time::now();
@@ -422,9 +419,7 @@ impl Core {
     /// A queue of the agents' pool, by name (`GET /work_queues/name/{name}`).
     pub async fn read_agent_work_queue(&self, name: &str) -> Result<WorkQueue> {
         let reader = self.db().reader();
-        let pool = work_pools::read_pool_by_name(reader, DEFAULT_AGENT_POOL_NAME)
-            .await?
-            .ok_or_else(|| Error::not_found("Work queue not found."))?;
+        let pool = work_pools::read_pool_by_name(reader, DEFAULT_AGENT_POOL_NAME).await?.ok_or_else(|| Error::not_found("Work queue not found."))?;
         let queue = work_pools::read_queue_by_name(reader, pool.id, name).await?.ok_or_else(|| Error::not_found("Work queue not found."))?;
         Ok(self.with_queue_slots(reader, vec![queue]).await?.remove(0))
     }
@@ -535,8 +530,7 @@ impl Core {
         let reader = self.db().reader();
         let picks = work_pools::scheduled_runs(reader, self.db().backend(), pool_id, query).await?;
         let ids: Vec<Uuid> = picks.iter().map(|(_, _, run)| *run).collect();
-        let mut runs: std::collections::HashMap<Uuid, _> =
-            flow_runs::read_many(reader, &ids, time::now()).await?.into_iter().map(|r| (r.id, r)).collect();
+        let mut runs: std::collections::HashMap<Uuid, _> = flow_runs::read_many(reader, &ids, time::now()).await?.into_iter().map(|r| (r.id, r)).collect();
         Ok(picks
             .into_iter()
             .filter_map(|(work_pool_id, work_queue_id, run)| runs.remove(&run).map(|flow_run| WorkerFlowRun { work_pool_id, work_queue_id, flow_run }))

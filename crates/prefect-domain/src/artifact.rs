@@ -106,11 +106,7 @@ pub fn validate_key(key: &str) -> crate::Result<()> {
 }
 
 fn validate_metadata(metadata: &Map<String, Value>) -> crate::Result<()> {
-    if metadata.values().all(Value::is_string) {
-        Ok(())
-    } else {
-        Err(crate::Error::invalid("metadata_", "metadata values must be strings"))
-    }
+    if metadata.values().all(Value::is_string) { Ok(()) } else { Err(crate::Error::invalid("metadata_", "metadata values must be strings")) }
 }
 
 #[cfg(test)]

@@ -112,11 +112,7 @@ pub struct BlockSchema {
 impl BlockSchema {
     /// Dotted paths of the secret values of documents of this schema (`a.b`, `headers.*`).
     pub fn secret_fields(&self) -> Vec<String> {
-        self.fields
-            .get("secret_fields")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
+        self.fields.get("secret_fields").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
     }
 }
 

@@ -108,11 +108,7 @@ impl ConcurrencyLimitV2Update {
 }
 
 fn non_negative(value: f64, field: &str) -> crate::Result<()> {
-    if value < 0.0 {
-        Err(crate::Error::invalid(field, "Input should be greater than or equal to 0"))
-    } else {
-        Ok(())
-    }
+    if value < 0.0 { Err(crate::Error::invalid(field, "Input should be greater than or equal to 0")) } else { Ok(()) }
 }
 
 /// The id, name and size of a limit a caller acquired or released.
@@ -229,13 +225,7 @@ pub mod slots {
     }
 
     /// Denied slots left after `elapsed` seconds; they decay at the slot rate, or one per average occupancy.
-    pub fn denied_after_decay(
-        denied_slots: i64,
-        slot_decay_per_second: f64,
-        avg_slot_occupancy_seconds: f64,
-        max_wait_seconds: f64,
-        elapsed: f64,
-    ) -> i64 {
+    pub fn denied_after_decay(denied_slots: i64, slot_decay_per_second: f64, avg_slot_occupancy_seconds: f64, max_wait_seconds: f64, elapsed: f64) -> i64 {
         let rate = if slot_decay_per_second > 0.0 {
             slot_decay_per_second
         } else {

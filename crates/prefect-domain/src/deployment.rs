@@ -328,11 +328,8 @@ impl DeploymentCreate {
         if let Some(labels) = &self.labels {
             crate::labels::validate(labels, "labels")?;
         }
-        self.schedules = std::mem::take(&mut self.schedules)
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| s.validated(&format!("schedules.{i}.")))
-            .collect::<crate::Result<_>>()?;
+        self.schedules =
+            std::mem::take(&mut self.schedules).into_iter().enumerate().map(|(i, s)| s.validated(&format!("schedules.{i}."))).collect::<crate::Result<_>>()?;
         Ok(self)
     }
 }
@@ -419,9 +416,7 @@ impl DeploymentUpdate {
             o.validate()?;
         }
         if let Some(schedules) = self.schedules.take() {
-            self.schedules = Some(
-                schedules.into_iter().enumerate().map(|(i, s)| s.validated(&format!("schedules.{i}."))).collect::<crate::Result<_>>()?,
-            );
+            self.schedules = Some(schedules.into_iter().enumerate().map(|(i, s)| s.validated(&format!("schedules.{i}."))).collect::<crate::Result<_>>()?);
         }
         Ok(self)
     }

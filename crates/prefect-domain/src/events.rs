@@ -26,12 +26,7 @@ pub struct EventLimits {
 
 impl Default for EventLimits {
     fn default() -> Self {
-        EventLimits {
-            max_labels_per_resource: 500,
-            max_related_resources: 100,
-            max_event_name_length: 1024,
-            max_size_bytes: 1_500_000,
-        }
+        EventLimits { max_labels_per_resource: 500, max_related_resources: 100, max_event_name_length: 1024, max_size_bytes: 1_500_000 }
     }
 }
 
@@ -97,17 +92,11 @@ impl Event {
     /// Applies Prefect's validation: resource ids and roles present, label and size limits.
     pub fn validate(&self, limits: &EventLimits) -> crate::Result<()> {
         if self.event.chars().count() > limits.max_event_name_length {
-            return Err(crate::Error::invalid(
-                "event",
-                format!("Event name must be at most {} characters", limits.max_event_name_length),
-            ));
+            return Err(crate::Error::invalid("event", format!("Event name must be at most {} characters", limits.max_event_name_length)));
         }
         validate_resource(&self.resource, "resource", limits)?;
         if self.related.len() > limits.max_related_resources {
-            return Err(crate::Error::invalid(
-                "related",
-                format!("The maximum number of related resources is {}", limits.max_related_resources),
-            ));
+            return Err(crate::Error::invalid("related", format!("The maximum number of related resources is {}", limits.max_related_resources)));
         }
         for (i, related) in self.related.iter().enumerate() {
             let field = format!("related.{i}");
@@ -136,10 +125,7 @@ impl Event {
 
 fn validate_resource(resource: &Resource, field: &str, limits: &EventLimits) -> crate::Result<()> {
     if resource.0.len() > limits.max_labels_per_resource {
-        return Err(crate::Error::invalid(
-            field,
-            format!("The maximum number of labels per resource is {}", limits.max_labels_per_resource),
-        ));
+        return Err(crate::Error::invalid(field, format!("The maximum number of labels per resource is {}", limits.max_labels_per_resource)));
     }
     if resource.id().is_empty() {
         return Err(crate::Error::invalid(field, "Resources must include the prefect.resource.id label"));
@@ -358,16 +344,7 @@ pub struct EventFilter {
 
 impl Default for EventFilter {
     fn default() -> Self {
-        EventFilter {
-            occurred: None,
-            event: None,
-            resource: None,
-            related: None,
-            any_resource: None,
-            id: None,
-            text: None,
-            order: EventOrder::Desc,
-        }
+        EventFilter { occurred: None, event: None, resource: None, related: None, any_resource: None, id: None, text: None, order: EventOrder::Desc }
     }
 }
 
@@ -421,9 +398,10 @@ impl EventFilter {
                 let ok = event.related.iter().any(|r| {
                     filter.role.as_ref().is_none_or(|roles| roles.iter().any(|role| role == r.role()))
                         && resource_matches(r, filter.id.as_deref(), None, filter.labels.as_ref())
-                }) && filter.resources_in_roles.as_ref().is_none_or(|pairs| {
-                    pairs.iter().all(|(id, role)| event.related.iter().any(|r| r.id() == id && r.role() == role))
-                });
+                }) && filter
+                    .resources_in_roles
+                    .as_ref()
+                    .is_none_or(|pairs| pairs.iter().all(|(id, role)| event.related.iter().any(|r| r.id() == id && r.role() == role)));
                 if !ok {
                     return false;
                 }
@@ -431,9 +409,7 @@ impl EventFilter {
         }
         if let Some(any) = &self.any_resource {
             for filter in any.as_slice() {
-                if !event.involved_resources().any(|r| {
-                    resource_matches(r, filter.id.as_deref(), filter.id_prefix.as_deref(), filter.labels.as_ref())
-                }) {
+                if !event.involved_resources().any(|r| resource_matches(r, filter.id.as_deref(), filter.id_prefix.as_deref(), filter.labels.as_ref())) {
                     return false;
                 }
             }
@@ -538,9 +514,19 @@ mod tests {
     #[test]
     fn validation_requires_ids_and_roles() {
         let mut e = event("x");
-        assert!(Event { occurred: e.occurred, event: e.event.clone(), resource: e.resource.clone(), related: e.related.clone(), payload: Map::new(), id: e.id, follows: None }
+        assert!(
+            Event {
+                occurred: e.occurred,
+                event: e.event.clone(),
+                resource: e.resource.clone(),
+                related: e.related.clone(),
+                payload: Map::new(),
+                id: e.id,
+                follows: None
+            }
             .validate(&EventLimits::default())
-            .is_ok());
+            .is_ok()
+        );
         e.related[0].0.remove(RESOURCE_ROLE);
         let bad = Event { occurred: e.occurred, event: e.event, resource: e.resource, related: e.related, payload: Map::new(), id: e.id, follows: None };
         assert!(bad.validate(&EventLimits::default()).is_err());

@@ -145,12 +145,7 @@ impl FlowRun {
 
 /// Lateness: how long after its expected start a run started (or, if not yet
 /// started and still waiting, how late it is now).
-pub fn estimated_lateness(
-    start_time: Option<DateTime>,
-    expected_start_time: Option<DateTime>,
-    state_type: Option<StateType>,
-    now: DateTime,
-) -> f64 {
+pub fn estimated_lateness(start_time: Option<DateTime>, expected_start_time: Option<DateTime>, state_type: Option<StateType>, now: DateTime) -> f64 {
     let Some(expected) = expected_start_time else { return 0.0 };
     match start_time {
         Some(start) if start > expected => crate::time::seconds(start - expected),

@@ -7,10 +7,7 @@ pub type KeyValueLabels = serde_json::Map<String, serde_json::Value>;
 pub fn validate(labels: &KeyValueLabels, field: &str) -> crate::Result<()> {
     for (key, value) in labels {
         if !(value.is_string() || value.is_number() || value.is_boolean()) {
-            return Err(crate::Error::invalid(
-                format!("{field}.{key}"),
-                "label values must be strings, numbers or booleans",
-            ));
+            return Err(crate::Error::invalid(format!("{field}.{key}"), "label values must be strings, numbers or booleans"));
         }
     }
     Ok(())

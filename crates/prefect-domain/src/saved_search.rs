@@ -49,8 +49,10 @@ mod tests {
 
     #[test]
     fn filters_need_every_part_but_value_may_be_null() {
-        let ok: SavedSearchCreate =
-            serde_json::from_str(r#"{"name": "s", "filters": [{"object": "flow", "property": "name", "type": "string", "operation": "equals", "value": null}]}"#).unwrap();
+        let ok: SavedSearchCreate = serde_json::from_str(
+            r#"{"name": "s", "filters": [{"object": "flow", "property": "name", "type": "string", "operation": "equals", "value": null}]}"#,
+        )
+        .unwrap();
         assert_eq!(ok.filters[0].value, Value::Null);
         assert!(serde_json::from_str::<SavedSearchCreate>(r#"{"name": "s", "filters": [{"object": "flow"}]}"#).is_err());
     }

@@ -29,10 +29,7 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
-use chrono::{
-    DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeDelta,
-    TimeZone, Utc,
-};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, SecondsFormat, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -62,11 +59,7 @@ pub struct IntervalSchedule {
     #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub interval: Interval,
     /// Defaults to the time the schedule was read. The offset given is kept on the wire.
-    #[serde(
-        default = "anchor_now",
-        serialize_with = "ser_anchor",
-        deserialize_with = "de_anchor"
-    )]
+    #[serde(default = "anchor_now", serialize_with = "ser_anchor", deserialize_with = "de_anchor")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub anchor_date: DateTime<FixedOffset>,
     /// IANA name; inferred as `UTC` when absent (an offset never names a zone).
@@ -154,15 +147,11 @@ impl<'de> Deserialize<'de> for Interval {
         match serde_json::Value::deserialize(deserializer)? {
             // pydantic rounds float seconds to the microsecond
             serde_json::Value::Number(n) => {
-                let secs = n
-                    .as_f64()
-                    .ok_or_else(|| D::Error::custom("Input should be a valid timedelta"))?;
+                let secs = n.as_f64().ok_or_else(|| D::Error::custom("Input should be a valid timedelta"))?;
                 Ok(Self((secs * 1e6).round() as i64))
             }
             serde_json::Value::Bool(b) => Ok(Self(if b { 1_000_000 } else { 0 })),
-            serde_json::Value::String(s) => parse_duration(&s)
-                .map(Self)
-                .ok_or_else(|| D::Error::custom("Input should be a valid timedelta")),
+            serde_json::Value::String(s) => parse_duration(&s).map(Self).ok_or_else(|| D::Error::custom("Input should be a valid timedelta")),
             _ => Err(D::Error::custom("Input should be a valid timedelta")),
         }
     }
@@ -179,10 +168,7 @@ fn parse_duration(s: &str) -> Option<i64> {
     let (days, clock) = match s.find(['d', 'D']) {
         Some(i) => {
             let days: i64 = s[..i].trim().parse().ok()?;
-            let rest = s[i..]
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .trim_start_matches(',')
-                .trim();
+            let rest = s[i..].trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim_start_matches(',').trim();
             (days, rest)
         }
         None => (0, s),
@@ -232,14 +218,9 @@ fn parse_iso_duration(s: &str) -> Option<i64> {
 }
 
 /// pydantic's datetime output: `Z` for UTC, microseconds only when present.
-fn ser_anchor<S: Serializer>(
-    anchor: &DateTime<FixedOffset>,
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
+fn ser_anchor<S: Serializer>(anchor: &DateTime<FixedOffset>, serializer: S) -> std::result::Result<S::Ok, S::Error> {
     let text = if anchor.offset().local_minus_utc() == 0 {
-        anchor
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        anchor.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)
     } else {
         anchor.to_rfc3339_opts(SecondsFormat::AutoSi, false)
     };
@@ -251,9 +232,7 @@ fn six_digit_fraction(text: &str) -> String {
     let Some(dot) = text.find('.') else {
         return text.to_owned();
     };
-    let end = text[dot + 1..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(text.len(), |i| dot + 1 + i);
+    let end = text[dot + 1..].find(|c: char| !c.is_ascii_digit()).map_or(text.len(), |i| dot + 1 + i);
     let mut digits = text[dot + 1..end].to_owned();
     digits.truncate(6);
     while digits.len() < 6 {
@@ -264,27 +243,17 @@ fn six_digit_fraction(text: &str) -> String {
 
 /// Accepts RFC 3339 (with `T` or a space, seconds optional), a bare date, a
 /// naive date-time (read as UTC, as Prefect does) or Unix seconds.
-fn de_anchor<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<DateTime<FixedOffset>, D::Error> {
+fn de_anchor<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<DateTime<FixedOffset>, D::Error> {
     use serde::de::Error as _;
     let value = serde_json::Value::deserialize(deserializer)?;
     let parsed = match &value {
         serde_json::Value::String(s) => parse_anchor(s),
-        serde_json::Value::Number(n) => n
-            .as_f64()
-            .and_then(|secs| DateTime::from_timestamp_micros((secs * 1e6).round() as i64))
-            .map(|d| d.fixed_offset()),
+        serde_json::Value::Number(n) => n.as_f64().and_then(|secs| DateTime::from_timestamp_micros((secs * 1e6).round() as i64)).map(|d| d.fixed_offset()),
         _ => None,
     };
     parsed
         .map(|d| crate::time::truncate(d.with_timezone(&Utc)).with_timezone(d.offset()))
-        .ok_or_else(|| {
-            D::Error::custom(format!(
-                "Value error, Unable to parse string [{}]",
-                value.as_str().unwrap_or_default()
-            ))
-        })
+        .ok_or_else(|| D::Error::custom(format!("Value error, Unable to parse string [{}]", value.as_str().unwrap_or_default())))
 }
 
 fn parse_anchor(s: &str) -> Option<DateTime<FixedOffset>> {
@@ -306,12 +275,7 @@ fn parse_anchor(s: &str) -> Option<DateTime<FixedOffset>> {
             return Some(d.and_utc().fixed_offset());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| {
-        d.and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc()
-            .fixed_offset()
-    })
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().fixed_offset())
 }
 
 // ---------------------------------------------------------------------------
@@ -329,12 +293,7 @@ impl Schedule {
     }
 
     /// The dates the schedule produces; see [`IntervalSchedule::get_dates`].
-    pub fn get_dates(
-        &self,
-        n: Option<usize>,
-        start: DateTime<Utc>,
-        end: Option<DateTime<Utc>>,
-    ) -> Vec<DateTime<Utc>> {
+    pub fn get_dates(&self, n: Option<usize>, start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
         match self {
             Self::Interval(s) => s.get_dates(n, start, end),
             Self::Cron(s) => s.get_dates(n, start, end),
@@ -350,12 +309,7 @@ fn is_known_timezone(name: &str) -> bool {
 
 fn invalid_timezone(name: &str) -> Error {
     // Prefect raises this from a model validator, so pydantic reports no field.
-    Error::invalid(
-        "",
-        format!(
-            r#"Value error, Invalid timezone: "{name}" (specify in IANA tzdata format, for example, America/New_York)"#
-        ),
-    )
+    Error::invalid("", format!(r#"Value error, Invalid timezone: "{name}" (specify in IANA tzdata format, for example, America/New_York)"#))
 }
 
 impl IntervalSchedule {
@@ -363,10 +317,7 @@ impl IntervalSchedule {
     /// as in Prefect) and defaults to `UTC`.
     pub fn validated(mut self) -> Result<Self> {
         if self.interval.0 <= 0 {
-            return Err(Error::invalid(
-                "interval",
-                "Value error, interval must be positive",
-            ));
+            return Err(Error::invalid("interval", "Value error, interval must be positive"));
         }
         match &self.timezone {
             Some(tz) if !tz.is_empty() && !is_known_timezone(tz) => {
@@ -383,10 +334,7 @@ impl CronSchedule {
     /// The expression must parse as croniter would, without its random (`R`) and hashed (`H`) forms.
     pub fn validated(self) -> Result<Self> {
         if parse_cron(&self.cron, self.day_or).is_none() {
-            return Err(Error::invalid(
-                "cron",
-                format!(r#"Value error, Invalid cron string: "{}""#, self.cron),
-            ));
+            return Err(Error::invalid("cron", format!(r#"Value error, Invalid cron string: "{}""#, self.cron)));
         }
         if let Some(tz) = &self.timezone
             && !tz.is_empty()
@@ -401,37 +349,20 @@ impl CronSchedule {
 impl RRuleSchedule {
     /// The rule must parse and be at most [`MAX_RRULE_LENGTH`] characters.
     pub fn validated(self) -> Result<Self> {
-        if let Err(reason) = RuleText::parse(&self.rrule)
-            .and_then(|text| text.check_until(false))
-            .and_then(|text| text.build().map(|_| ()))
-        {
-            return Err(Error::invalid(
-                "rrule",
-                format!(
-                    r#"Value error, Invalid RRule string "{}": {reason}"#,
-                    self.rrule
-                ),
-            ));
+        if let Err(reason) = RuleText::parse(&self.rrule).and_then(|text| text.check_until(false)).and_then(|text| text.build().map(|_| ())) {
+            return Err(Error::invalid("rrule", format!(r#"Value error, Invalid RRule string "{}": {reason}"#, self.rrule)));
         }
         let length = self.rrule.chars().count();
         if length > MAX_RRULE_LENGTH {
             let head: String = self.rrule.chars().take(40).collect();
-            return Err(Error::invalid(
-                "rrule",
-                format!(
-                    "Value error, Invalid RRule string \"{head}...\"\nMax length is {MAX_RRULE_LENGTH}, got {length}"
-                ),
-            ));
+            return Err(Error::invalid("rrule", format!("Value error, Invalid RRule string \"{head}...\"\nMax length is {MAX_RRULE_LENGTH}, got {length}")));
         }
         // Prefect's `TimeZone` is a pattern alternation of every zone name, searched
         // unanchored, so any string containing a zone name passes (and fails later).
         if let Some(tz) = &self.timezone
             && !chrono_tz::TZ_VARIANTS.iter().any(|z| tz.contains(z.name()))
         {
-            return Err(Error::invalid(
-                "timezone",
-                "String should match pattern of IANA time zone names",
-            ));
+            return Err(Error::invalid("timezone", "String should match pattern of IANA time zone names"));
         }
         Ok(self)
     }
@@ -450,12 +381,8 @@ fn zone(name: Option<&str>) -> Option<Tz> {
 /// The UTC offsets in force just before and just after a local time, used when
 /// that time falls in a gap. Transitions are never closer than a day apart.
 fn offsets_around(tz: Tz, wall: NaiveDateTime) -> (FixedOffset, FixedOffset) {
-    let before = tz
-        .offset_from_utc_datetime(&(wall - TimeDelta::days(1)))
-        .fix();
-    let after = tz
-        .offset_from_utc_datetime(&(wall + TimeDelta::days(1)))
-        .fix();
+    let before = tz.offset_from_utc_datetime(&(wall - TimeDelta::days(1))).fix();
+    let after = tz.offset_from_utc_datetime(&(wall + TimeDelta::days(1))).fix();
     (before, after)
 }
 
@@ -508,12 +435,7 @@ impl IntervalSchedule {
     /// changes; shorter ones step in elapsed time. As in pendulum, dates compare
     /// by wall-clock time in the schedule's zone, so an hourly schedule yields the
     /// repeated hour of a fall-back night once.
-    pub fn get_dates(
-        &self,
-        n: Option<usize>,
-        start: DateTime<Utc>,
-        end: Option<DateTime<Utc>>,
-    ) -> Vec<DateTime<Utc>> {
+    pub fn get_dates(&self, n: Option<usize>, start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
         let Some(tz) = zone(self.timezone.as_deref()) else {
             return Vec::new();
         };
@@ -530,22 +452,13 @@ impl IntervalSchedule {
         // without one it is exact elapsed time.
         let add = |d: &DateTime<Tz>, add_days: i64, add_micros: i64| -> DateTime<Tz> {
             if add_days == 0 {
-                d.checked_add_signed(TimeDelta::microseconds(add_micros))
-                    .unwrap_or(*d)
+                d.checked_add_signed(TimeDelta::microseconds(add_micros)).unwrap_or(*d)
             } else {
-                let shifted = d.naive_local()
-                    + TimeDelta::days(add_days)
-                    + TimeDelta::microseconds(add_micros);
+                let shifted = d.naive_local() + TimeDelta::days(add_days) + TimeDelta::microseconds(add_micros);
                 localize(tz, shifted, Resolve::Pendulum)
             }
         };
-        let jump = |k: i64| -> DateTime<Tz> {
-            if days == 0 || rest == 0 {
-                add(&anchor, days * k, rest * k)
-            } else {
-                add(&anchor, 0, total * k)
-            }
-        };
+        let jump = |k: i64| -> DateTime<Tz> { if days == 0 || rest == 0 { add(&anchor, days * k, rest * k) } else { add(&anchor, 0, total * k) } };
 
         let mut offset: i64 = 0;
         let mut next = if wall(&start) >= wall(&anchor) && days != 0 && rest == 0 && !is_utc {
@@ -599,12 +512,7 @@ impl IntervalSchedule {
 /// Steps `anchor` forward by whole-day intervals until it is at or after `start`,
 /// jumping over the stretches between DST transitions in one addition. Equal to
 /// stepping one interval at a time, which is what Prefect's seek preserves.
-fn seek_days(
-    anchor: DateTime<Tz>,
-    start: DateTime<Tz>,
-    days: i64,
-    advance: impl Fn(&DateTime<Tz>, i64) -> DateTime<Tz>,
-) -> DateTime<Tz> {
+fn seek_days(anchor: DateTime<Tz>, start: DateTime<Tz>, days: i64, advance: impl Fn(&DateTime<Tz>, i64) -> DateTime<Tz>) -> DateTime<Tz> {
     let mut current = anchor;
     while current.timestamp_micros() < start.timestamp_micros() {
         let boundary = next_transition(current, start).unwrap_or(start);
@@ -654,10 +562,7 @@ fn next_transition(from: DateTime<Tz>, until: DateTime<Tz>) -> Option<DateTime<T
 fn parse_cron(expression: &str, day_or: bool) -> Option<croner::Cron> {
     use croner::parser::{CronParser, Seconds, Year};
     let fields: Vec<&str> = expression.split_whitespace().collect();
-    if fields
-        .iter()
-        .any(|f| f.eq_ignore_ascii_case("r") || f.eq_ignore_ascii_case("h"))
-    {
+    if fields.iter().any(|f| f.eq_ignore_ascii_case("r") || f.eq_ignore_ascii_case("h")) {
         return None;
     }
     let pattern = match fields.as_slice() {
@@ -667,20 +572,12 @@ fn parse_cron(expression: &str, day_or: bool) -> Option<croner::Cron> {
         [m, h, dom, mon, dow, s, y] => format!("{s} {m} {h} {dom} {mon} {dow} {y}"),
         _ => return None,
     };
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Optional)
-        .dom_and_dow(!day_or)
-        .build()
-        .parse(&pattern)
-        .ok()
+    CronParser::builder().seconds(Seconds::Required).year(Year::Optional).dom_and_dow(!day_or).build().parse(&pattern).ok()
 }
 
 /// Wall-clock times are fed to croner as UTC values so that it never applies DST itself.
 fn cron_next(cron: &croner::Cron, after: NaiveDateTime) -> Option<NaiveDateTime> {
-    cron.find_next_occurrence(&after.and_utc(), false)
-        .ok()
-        .map(|d| d.naive_utc())
+    cron.find_next_occurrence(&after.and_utc(), false).ok().map(|d| d.naive_utc())
 }
 
 impl CronSchedule {
@@ -688,16 +585,8 @@ impl CronSchedule {
     /// croniter's matching on the wall clock of the schedule's zone. A time skipped
     /// by DST runs just after the change (or, when `start` lies inside the change,
     /// right away); a repeated time runs once, the first time.
-    pub fn get_dates(
-        &self,
-        n: Option<usize>,
-        start: DateTime<Utc>,
-        end: Option<DateTime<Utc>>,
-    ) -> Vec<DateTime<Utc>> {
-        let (Some(tz), Some(cron)) = (
-            zone(self.timezone.as_deref()),
-            parse_cron(&self.cron, self.day_or),
-        ) else {
+    pub fn get_dates(&self, n: Option<usize>, start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
+        let (Some(tz), Some(cron)) = (zone(self.timezone.as_deref()), parse_cron(&self.cron, self.day_or)) else {
             return Vec::new();
         };
         let n = default_n(n, end);
@@ -766,13 +655,7 @@ impl CronSchedule {
 /// The latest offset change strictly before `before`, and its size in seconds
 /// (positive when clocks go forward).
 fn last_transition(tz: Tz, before: DateTime<Utc>) -> Option<(DateTime<Utc>, i64)> {
-    let offset_at = |t: DateTime<Utc>| {
-        i64::from(
-            tz.offset_from_utc_datetime(&t.naive_utc())
-                .fix()
-                .local_minus_utc(),
-        )
-    };
+    let offset_at = |t: DateTime<Utc>| i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc());
     let now_offset = offset_at(before - TimeDelta::seconds(1));
     let mut hi = before - TimeDelta::seconds(1);
     let mut lo = hi;
@@ -810,10 +693,7 @@ fn parse_ical_datetime(value: &str) -> std::result::Result<(NaiveDateTime, bool)
     let aware = value.ends_with('Z');
     let digits = value.trim_end_matches('Z');
     NaiveDateTime::parse_from_str(digits, "%Y%m%dT%H%M%S")
-        .or_else(|_| {
-            NaiveDate::parse_from_str(digits, "%Y%m%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-        })
+        .or_else(|_| NaiveDate::parse_from_str(digits, "%Y%m%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
         .map(|d| (d, aware))
         .map_err(|_| format!("unknown string format: {value}"))
 }
@@ -891,14 +771,7 @@ impl RuleText {
     /// UNTIL of a lone RRULE that also has a COUNT (dateutil honours both; the
     /// crate refuses the pair, so that bound is applied by the caller).
     fn build(&self) -> std::result::Result<(rrule::RRuleSet, Option<NaiveDateTime>), String> {
-        let dtstart = self.dtstart.map_or_else(
-            || {
-                NaiveDate::from_ymd_opt(2020, 1, 1)
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .unwrap_or_default()
-            },
-            |(w, _)| w,
-        );
+        let dtstart = self.dtstart.map_or_else(|| NaiveDate::from_ymd_opt(2020, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default(), |(w, _)| w);
         let mut text = format!("DTSTART:{}", wall_digits(dtstart));
         let mut extra_until = None;
         let rules = self.lines.iter().filter(|(n, _)| n == "RRULE").count();
@@ -911,10 +784,7 @@ impl RuleText {
                         let (wall, _) = parse_ical_datetime(until)?;
                         if has_count {
                             if rules > 1 || name == "EXRULE" {
-                                return Err(
-                                    "COUNT and UNTIL together are only supported on a single RRULE"
-                                        .to_owned(),
-                                );
+                                return Err("COUNT and UNTIL together are only supported on a single RRULE".to_owned());
                             }
                             extra_until = Some(wall);
                             continue;
@@ -941,23 +811,11 @@ impl RRuleSchedule {
     /// read as wall-clock times in the schedule's zone, whatever zone they name.
     /// Returns nothing for a rule Prefect accepts but cannot expand (a `Z` UNTIL
     /// without DTSTART, an unknown zone), where Prefect raises.
-    pub fn get_dates(
-        &self,
-        n: Option<usize>,
-        start: DateTime<Utc>,
-        end: Option<DateTime<Utc>>,
-    ) -> Vec<DateTime<Utc>> {
-        let Some(tz) = self
-            .timezone
-            .as_deref()
-            .and_then(|name| Tz::from_str(name).ok())
-        else {
+    pub fn get_dates(&self, n: Option<usize>, start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
+        let Some(tz) = self.timezone.as_deref().and_then(|name| Tz::from_str(name).ok()) else {
             return Vec::new();
         };
-        let Ok((set, extra_until)) = RuleText::parse(&self.rrule)
-            .and_then(|t| t.check_until(true))
-            .and_then(|t| t.build())
-        else {
+        let Ok((set, extra_until)) = RuleText::parse(&self.rrule).and_then(|t| t.check_until(true)).and_then(|t| t.build()) else {
             return Vec::new();
         };
         let n = default_n(n, end);
@@ -1006,47 +864,24 @@ mod tests {
     }
 
     fn read(json: &str) -> Result<Schedule> {
-        serde_json::from_str::<Schedule>(json)
-            .map_err(|e| Error::invalid("body", e.to_string()))?
-            .validated()
+        serde_json::from_str::<Schedule>(json).map_err(|e| Error::invalid("body", e.to_string()))?.validated()
     }
 
     #[test]
     fn untagged_union_picks_the_kind_by_fields() {
-        assert!(matches!(
-            read(r#"{"interval": 60}"#).unwrap(),
-            Schedule::Interval(_)
-        ));
-        assert!(matches!(
-            read(r#"{"cron": "* * * * *"}"#).unwrap(),
-            Schedule::Cron(_)
-        ));
-        assert!(matches!(
-            read(r#"{"rrule": "FREQ=DAILY"}"#).unwrap(),
-            Schedule::RRule(_)
-        ));
-        assert!(
-            serde_json::from_str::<Schedule>(r#"{"cron": "* * * * *", "interval": 5}"#).is_err()
-        );
+        assert!(matches!(read(r#"{"interval": 60}"#).unwrap(), Schedule::Interval(_)));
+        assert!(matches!(read(r#"{"cron": "* * * * *"}"#).unwrap(), Schedule::Cron(_)));
+        assert!(matches!(read(r#"{"rrule": "FREQ=DAILY"}"#).unwrap(), Schedule::RRule(_)));
+        assert!(serde_json::from_str::<Schedule>(r#"{"cron": "* * * * *", "interval": 5}"#).is_err());
     }
 
     #[test]
     fn interval_validation_messages() {
-        for body in [
-            r#"{"interval": 0}"#,
-            r#"{"interval": -5}"#,
-            r#"{"interval": 1e-7}"#,
-        ] {
-            assert_eq!(
-                read(body).unwrap_err(),
-                Error::invalid("interval", "Value error, interval must be positive")
-            );
+        for body in [r#"{"interval": 0}"#, r#"{"interval": -5}"#, r#"{"interval": 1e-7}"#] {
+            assert_eq!(read(body).unwrap_err(), Error::invalid("interval", "Value error, interval must be positive"));
         }
         let err = read(r#"{"interval": 60, "timezone": "Mars/Base"}"#).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#": Value error, Invalid timezone: "Mars/Base" (specify in IANA tzdata format, for example, America/New_York)"#
-        );
+        assert_eq!(err.to_string(), r#": Value error, Invalid timezone: "Mars/Base" (specify in IANA tzdata format, for example, America/New_York)"#);
         assert!(read(r#"{"interval": "PT-1H"}"#).is_err());
         assert!(read(r#"{"interval": "3600"}"#).is_err());
     }
@@ -1065,32 +900,16 @@ mod tests {
             ("PT1H30M15.5S", 5415.5),
             ("1d", 86400.0),
         ] {
-            let Schedule::Interval(s) = read(&format!(r#"{{"interval": "{text}"}}"#)).unwrap()
-            else {
-                panic!()
-            };
+            let Schedule::Interval(s) = read(&format!(r#"{{"interval": "{text}"}}"#)).unwrap() else { panic!() };
             assert_eq!(s.interval.total_seconds(), secs, "{text}");
         }
     }
 
     #[test]
     fn cron_validation_messages() {
-        for bad in [
-            "* * * *",
-            "61 * * * *",
-            "H * * * *",
-            "*/0 * * * *",
-            "0 0 * * 8",
-        ] {
+        for bad in ["* * * *", "61 * * * *", "H * * * *", "*/0 * * * *", "0 0 * * 8"] {
             let err = read(&format!(r#"{{"cron": "{bad}"}}"#)).unwrap_err();
-            assert_eq!(
-                err,
-                Error::invalid(
-                    "cron",
-                    format!(r#"Value error, Invalid cron string: "{bad}""#)
-                ),
-                "{bad}"
-            );
+            assert_eq!(err, Error::invalid("cron", format!(r#"Value error, Invalid cron string: "{bad}""#)), "{bad}");
         }
         for good in [
             "0 0 * * * 30",
@@ -1115,51 +934,20 @@ mod tests {
     fn six_field_cron_puts_seconds_last() {
         let s = read(r#"{"cron": "0 0 * * * 30"}"#).unwrap();
         let dates = s.get_dates(Some(2), utc("2026-01-01T00:00:00Z"), None);
-        assert_eq!(
-            dates,
-            vec![utc("2026-01-01T00:00:30Z"), utc("2026-01-02T00:00:30Z")]
-        );
+        assert_eq!(dates, vec![utc("2026-01-01T00:00:30Z"), utc("2026-01-02T00:00:30Z")]);
     }
 
     #[test]
     fn rrule_validation_messages() {
         let err = read(r#"{"rrule": "FREQ=FOO"}"#).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with(r#"rrule: Value error, Invalid RRule string "FREQ=FOO": "#),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(r#"rrule: Value error, Invalid RRule string "FREQ=FOO": "#), "{err}");
         let err = read(r#"{"rrule": ""}"#).unwrap_err();
-        assert_eq!(
-            err,
-            Error::invalid(
-                "rrule",
-                r#"Value error, Invalid RRule string "": empty string"#
-            )
-        );
-        let err = read(
-            r#"{"rrule": "DTSTART:20260101T000000\nRRULE:FREQ=DAILY;UNTIL=20260105T000000Z"}"#,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().ends_with(
-                "RRULE UNTIL values must be specified in UTC when DTSTART is timezone-aware"
-            ),
-            "{err}"
-        );
+        assert_eq!(err, Error::invalid("rrule", r#"Value error, Invalid RRule string "": empty string"#));
+        let err = read(r#"{"rrule": "DTSTART:20260101T000000\nRRULE:FREQ=DAILY;UNTIL=20260105T000000Z"}"#).unwrap_err();
+        assert!(err.to_string().ends_with("RRULE UNTIL values must be specified in UTC when DTSTART is timezone-aware"), "{err}");
         let long = format!("RRULE:FREQ=DAILY{}", "\nRDATE:20260101T000000".repeat(500));
         let err = read(&serde_json::json!({ "rrule": long }).to_string()).unwrap_err();
-        assert_eq!(
-            err,
-            Error::invalid(
-                "rrule",
-                format!(
-                    "Value error, Invalid RRule string \"{}...\"\nMax length is 6500, got {}",
-                    &long[..40],
-                    long.len()
-                )
-            )
-        );
+        assert_eq!(err, Error::invalid("rrule", format!("Value error, Invalid RRule string \"{}...\"\nMax length is 6500, got {}", &long[..40], long.len())));
         assert!(read(r#"{"rrule": "FREQ=DAILY", "timezone": "Nope"}"#).is_err());
         // Prefect's pattern is searched, not matched, so this passes validation.
         assert!(read(r#"{"rrule": "FREQ=DAILY", "timezone": "xxUTCxx"}"#).is_ok());
@@ -1178,58 +966,30 @@ mod tests {
                 r#"{"interval": "P1DT1H", "anchor_date": "2026-01-01T00:00:00-05:00"}"#,
                 r#"{"interval":90000.0,"anchor_date":"2026-01-01T00:00:00-05:00","timezone":"UTC"}"#,
             ),
-            (
-                r#"{"interval": 90.5, "anchor_date": "2026-01-01T00:00:00"}"#,
-                r#"{"interval":90.5,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#,
-            ),
-            (
-                r#"{"interval": 60, "anchor_date": "2026-01-01T00:00:00+00:00"}"#,
-                r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#,
-            ),
+            (r#"{"interval": 90.5, "anchor_date": "2026-01-01T00:00:00"}"#, r#"{"interval":90.5,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#),
+            (r#"{"interval": 60, "anchor_date": "2026-01-01T00:00:00+00:00"}"#, r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#),
             (
                 r#"{"interval": 60, "anchor_date": "2026-01-01T00:00:00.123456789+05:30"}"#,
                 r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00.123456+05:30","timezone":"UTC"}"#,
             ),
-            (
-                r#"{"interval": 60, "anchor_date": "2026-01-01"}"#,
-                r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#,
-            ),
-            (
-                r#"{"interval": 60, "anchor_date": "2026-01-01 10:00"}"#,
-                r#"{"interval":60.0,"anchor_date":"2026-01-01T10:00:00Z","timezone":"UTC"}"#,
-            ),
+            (r#"{"interval": 60, "anchor_date": "2026-01-01"}"#, r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#),
+            (r#"{"interval": 60, "anchor_date": "2026-01-01 10:00"}"#, r#"{"interval":60.0,"anchor_date":"2026-01-01T10:00:00Z","timezone":"UTC"}"#),
             (
                 r#"{"interval": 60, "anchor_date": "2026-01-01T00:00:00.5-04:00"}"#,
                 r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00.500000-04:00","timezone":"UTC"}"#,
             ),
-            (
-                r#"{"interval": 60, "anchor_date": 1767225600}"#,
-                r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#,
-            ),
+            (r#"{"interval": 60, "anchor_date": 1767225600}"#, r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":"UTC"}"#),
             (
                 r#"{"interval": 60, "anchor_date": "2026-01-01T00:00:00Z", "timezone": ""}"#,
                 r#"{"interval":60.0,"anchor_date":"2026-01-01T00:00:00Z","timezone":""}"#,
             ),
-            (
-                r#"{"rrule": "FREQ=DAILY"}"#,
-                r#"{"rrule":"FREQ=DAILY","timezone":"UTC"}"#,
-            ),
-            (
-                r#"{"rrule": "FREQ=DAILY", "timezone": null}"#,
-                r#"{"rrule":"FREQ=DAILY","timezone":null}"#,
-            ),
-            (
-                r#"{"cron": "0 9 * * *"}"#,
-                r#"{"cron":"0 9 * * *","timezone":null,"day_or":true}"#,
-            ),
+            (r#"{"rrule": "FREQ=DAILY"}"#, r#"{"rrule":"FREQ=DAILY","timezone":"UTC"}"#),
+            (r#"{"rrule": "FREQ=DAILY", "timezone": null}"#, r#"{"rrule":"FREQ=DAILY","timezone":null}"#),
+            (r#"{"cron": "0 9 * * *"}"#, r#"{"cron":"0 9 * * *","timezone":null,"day_or":true}"#),
         ];
         for (input, expected) in cases {
             let schedule = read(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(
-                serde_json::to_string(&schedule).unwrap(),
-                expected,
-                "{input}"
-            );
+            assert_eq!(serde_json::to_string(&schedule).unwrap(), expected, "{input}");
             let again: Schedule = serde_json::from_str(expected).unwrap();
             assert_eq!(again.validated().unwrap(), schedule, "{input}");
         }
@@ -1238,9 +998,7 @@ mod tests {
     #[test]
     fn missing_anchor_defaults_to_now() {
         let before = crate::time::now();
-        let Schedule::Interval(s) = read(r#"{"interval": 60}"#).unwrap() else {
-            panic!()
-        };
+        let Schedule::Interval(s) = read(r#"{"interval": 60}"#).unwrap() else { panic!() };
         assert!(s.anchor_date >= before && s.anchor_date <= crate::time::now());
         assert_eq!(s.timezone.as_deref(), Some("UTC"));
     }
@@ -1248,15 +1006,8 @@ mod tests {
     #[test]
     fn default_n_is_one_without_end() {
         let s = read(r#"{"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}"#).unwrap();
-        assert_eq!(
-            s.get_dates(None, utc("2026-01-01T00:30:00Z"), None),
-            vec![utc("2026-01-01T01:00:00Z")]
-        );
-        let all = s.get_dates(
-            None,
-            utc("2026-01-01T00:00:00Z"),
-            Some(utc("2026-03-01T00:00:00Z")),
-        );
+        assert_eq!(s.get_dates(None, utc("2026-01-01T00:30:00Z"), None), vec![utc("2026-01-01T01:00:00Z")]);
+        let all = s.get_dates(None, utc("2026-01-01T00:00:00Z"), Some(utc("2026-03-01T00:00:00Z")));
         assert_eq!(all.len(), MAX_ITERATIONS);
     }
 }

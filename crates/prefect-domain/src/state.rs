@@ -94,10 +94,7 @@ impl FromStr for StateType {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> crate::Result<Self> {
-        StateType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| crate::Error::invalid("type", format!("unknown state type {s:?}")))
+        StateType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| crate::Error::invalid("type", format!("unknown state type {s:?}")))
     }
 }
 

@@ -138,8 +138,7 @@ impl TaskRun {
         {
             self.estimated_run_time += crate::time::seconds(now - state.timestamp).max(0.0);
         }
-        self.estimated_start_time_delta =
-            crate::flow_run::estimated_lateness(self.start_time, self.expected_start_time, self.state_type, now);
+        self.estimated_start_time_delta = crate::flow_run::estimated_lateness(self.start_time, self.expected_start_time, self.state_type, now);
     }
 }
 
@@ -199,7 +198,8 @@ mod tests {
 
     #[test]
     fn task_inputs_round_trip() {
-        let v = serde_json::json!({"x": [{"input_type": "task_run", "id": "7d0b4b1e-2f50-4b9a-8a51-1f2f4b1d7e11"}], "y": [{"input_type":"constant","type":"int"}]});
+        let v =
+            serde_json::json!({"x": [{"input_type": "task_run", "id": "7d0b4b1e-2f50-4b9a-8a51-1f2f4b1d7e11"}], "y": [{"input_type":"constant","type":"int"}]});
         let x: Vec<TaskRunInput> = serde_json::from_value(v["x"].clone()).unwrap();
         assert!(matches!(x[0], TaskRunInput::TaskRun { .. }));
         let y: Vec<TaskRunInput> = serde_json::from_value(v["y"].clone()).unwrap();

@@ -83,10 +83,7 @@ pub fn validate_name(name: &str) -> crate::Result<()> {
         return Err(crate::Error::invalid("name", format!("String should have at most {MAX_VARIABLE_NAME_LENGTH} characters")));
     }
     if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
-        return Err(crate::Error::invalid(
-            "name",
-            "Value error, Variable name must only contain lowercase letters, numbers, and dashes or underscores.",
-        ));
+        return Err(crate::Error::invalid("name", "Value error, Variable name must only contain lowercase letters, numbers, and dashes or underscores."));
     }
     Ok(())
 }

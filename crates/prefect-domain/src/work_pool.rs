@@ -322,14 +322,7 @@ fn empty_description() -> Option<String> {
 impl WorkQueueCreate {
     /// A queue named `name` with everything else defaulted.
     pub fn named(name: impl Into<String>, description: impl Into<String>) -> Self {
-        WorkQueueCreate {
-            name: name.into(),
-            description: Some(description.into()),
-            is_paused: false,
-            concurrency_limit: None,
-            priority: None,
-            filter: None,
-        }
+        WorkQueueCreate { name: name.into(), description: Some(description.into()), is_paused: false, concurrency_limit: None, priority: None, filter: None }
     }
 
     pub fn validate(&self) -> crate::Result<()> {

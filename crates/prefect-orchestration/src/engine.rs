@@ -168,8 +168,7 @@ where
 fn abort_on_error<R>(ctx: &mut Context<R>, rule: &'static str, source: StoreError) -> Error {
     ctx.proposed_state = None;
     ctx.response_status = SetStateStatus::Abort;
-    ctx.response_details =
-        StateResponseDetails::AbortDetails { reason: Some(format!("Aborting orchestration due to error in {rule}: !{source}")) };
+    ctx.response_details = StateResponseDetails::AbortDetails { reason: Some(format!("Aborting orchestration due to error in {rule}: !{source}")) };
     Error { rule, source }
 }
 

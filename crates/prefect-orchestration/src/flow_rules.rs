@@ -7,8 +7,7 @@ use prefect_domain::state::{SetStateStatus, State, StateType};
 use uuid::Uuid;
 
 use crate::context::{
-    Context, Effect, FlowRunData, MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING, Version,
-    WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY,
+    Context, Effect, FlowRunData, MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING, Version, WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY,
 };
 use crate::engine::{Rule, StateSet};
 use crate::global_policy;
@@ -24,15 +23,22 @@ type Ctx = Context<FlowRunData>;
 pub enum FlowRule {
     PreserveDeploymentConcurrencyLeaseId,
     PreventDuplicateTransitions,
-    HandleFlowTerminalStateTransitions { original_policy: Option<FlowRunPolicy> },
+    HandleFlowTerminalStateTransitions {
+        original_policy: Option<FlowRunPolicy>,
+    },
     EnforceCancellingToCancelledTransition,
     BypassCancellingFlowRunsWithNoInfra,
     PreventPendingTransitions,
     ValidateDeploymentConcurrencyAtRunning,
-    SecureFlowConcurrencySlots { acquired_limit_id: Option<Uuid>, acquired_lease_id: Option<Uuid> },
+    SecureFlowConcurrencySlots {
+        acquired_limit_id: Option<Uuid>,
+        acquired_lease_id: Option<Uuid>,
+    },
     RemoveDeploymentConcurrencyLeaseForOldClientVersions,
     EnsureOnlyScheduledFlowsMarkedLate,
-    HandlePausingFlows { key: Option<String> },
+    HandlePausingFlows {
+        key: Option<String>,
+    },
     HandleResumingPausedFlows,
     CopyScheduledTime,
     WaitForScheduledTime,
@@ -102,9 +108,7 @@ impl<S: OrchestrationStore> Rule<FlowRunData, S> for FlowRule {
             FlowRule::EnforceCancellingToCancelledTransition => StateSet::of(&[Cancelling]),
             FlowRule::BypassCancellingFlowRunsWithNoInfra => StateSet::of(&[Scheduled, Paused]),
             FlowRule::PreventPendingTransitions => StateSet::of(&[Pending, Cancelling, Running, Cancelled]),
-            FlowRule::ValidateDeploymentConcurrencyAtRunning | FlowRule::RemoveDeploymentConcurrencyLeaseForOldClientVersions => {
-                StateSet::of(&[Pending])
-            }
+            FlowRule::ValidateDeploymentConcurrencyAtRunning | FlowRule::RemoveDeploymentConcurrencyLeaseForOldClientVersions => StateSet::of(&[Pending]),
             FlowRule::SecureFlowConcurrencySlots { .. } => StateSet::ALL.without(&[Pending, Running, Cancelling]),
             FlowRule::HandleResumingPausedFlows => StateSet::of(&[Paused]),
             FlowRule::CopyScheduledTime | FlowRule::EnforceDeploymentConcurrencyOnLate => StateSet::of(&[Scheduled]),
@@ -120,9 +124,7 @@ impl<S: OrchestrationStore> Rule<FlowRunData, S> for FlowRule {
             FlowRule::PreventResultDataLoss => StateSet::TERMINAL,
             FlowRule::EnforceCancellingToCancelledTransition => StateSet::ALL.without(&[Cancelled]),
             FlowRule::BypassCancellingFlowRunsWithNoInfra => StateSet::of(&[Cancelling]),
-            FlowRule::PreventPendingTransitions | FlowRule::SecureFlowConcurrencySlots { .. } | FlowRule::CopyScheduledTime => {
-                StateSet::of(&[Pending])
-            }
+            FlowRule::PreventPendingTransitions | FlowRule::SecureFlowConcurrencySlots { .. } | FlowRule::CopyScheduledTime => StateSet::of(&[Pending]),
             FlowRule::ValidateDeploymentConcurrencyAtRunning | FlowRule::WaitForScheduledTime => StateSet::of(&[Running]),
             FlowRule::RemoveDeploymentConcurrencyLeaseForOldClientVersions => StateSet::of(&[Running, Cancelling]),
             FlowRule::EnsureOnlyScheduledFlowsMarkedLate | FlowRule::EnforceDeploymentConcurrencyOnLate => StateSet::of(&[Scheduled]),
@@ -331,11 +333,7 @@ fn handle_terminal_before(ctx: &mut Ctx, original_policy: &mut Option<FlowRunPol
 
 fn prevent_result_data_loss(ctx: &mut Ctx) {
     let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
-    if initial.state_type == Completed
-        && initial.has_persisted_result()
-        && proposed.state_type == Completed
-        && !proposed.has_persisted_result()
-    {
+    if initial.state_type == Completed && initial.has_persisted_result() && proposed.state_type == Completed && !proposed.has_persisted_result() {
         ctx.reject(None, "Cannot overwrite a COMPLETED state that carries persisted result data with one that does not.");
     }
 }
@@ -380,11 +378,7 @@ async fn validate_deployment_concurrency_at_running<S: OrchestrationStore>(ctx: 
     }
     let now = ctx.now;
     ctx.reject(
-        Some(State::with_message(
-            Cancelled,
-            "Deployment concurrency slot lost during provisioning - no slots available to continue execution",
-            now,
-        )),
+        Some(State::with_message(Cancelled, "Deployment concurrency slot lost during provisioning - no slots available to continue execution", now)),
         "Deployment concurrency limit reached after lease expiry.",
     );
     Ok(())
@@ -397,9 +391,7 @@ async fn secure_flow_concurrency_slots<S: OrchestrationStore>(
     acquired_lease_id: &mut Option<Uuid>,
 ) -> Result<(), StoreError> {
     let Some(deployment_id) = ctx.run.deployment_id else { return Ok(()) };
-    if ctx.proposed_state.is_none()
-        || ctx.client_version.as_deref().is_some_and(|v| WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY.contains(&v))
-    {
+    if ctx.proposed_state.is_none() || ctx.client_version.as_deref().is_some_and(|v| WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY.contains(&v)) {
         return Ok(());
     }
     let Some(deployment) = store.deployment_concurrency(deployment_id).await? else {

@@ -71,11 +71,7 @@ pub fn set_expected_start_time<R: RunData>(ctx: &mut Context<R>) {
     let Some(proposed) = &ctx.proposed_state else { return };
     let b = ctx.run.bookkeeping();
     if b.expected_start_time.is_none() {
-        *b.expected_start_time = if proposed.state_type == StateType::Scheduled {
-            proposed.state_details.scheduled_time
-        } else {
-            Some(proposed.timestamp)
-        };
+        *b.expected_start_time = if proposed.state_type == StateType::Scheduled { proposed.state_details.scheduled_time } else { Some(proposed.timestamp) };
     }
 }
 

@@ -46,19 +46,11 @@ pub use policies::{FlowPolicy, TaskPolicy};
 pub use store::{OrchestrationStore, StoreError};
 
 /// Orchestrates a flow run transition under `policy` (plus the global flow transforms).
-pub async fn orchestrate_flow<S: OrchestrationStore>(
-    ctx: &mut Context<FlowRunData>,
-    store: &mut S,
-    policy: FlowPolicy,
-) -> Result<(), Error> {
+pub async fn orchestrate_flow<S: OrchestrationStore>(ctx: &mut Context<FlowRunData>, store: &mut S, policy: FlowPolicy) -> Result<(), Error> {
     engine::orchestrate(ctx, store, policy.rules()).await
 }
 
 /// Orchestrates a task run transition under `policy` (plus the global task transforms).
-pub async fn orchestrate_task<S: OrchestrationStore>(
-    ctx: &mut Context<TaskRunData>,
-    store: &mut S,
-    policy: TaskPolicy,
-) -> Result<(), Error> {
+pub async fn orchestrate_task<S: OrchestrationStore>(ctx: &mut Context<TaskRunData>, store: &mut S, policy: TaskPolicy) -> Result<(), Error> {
     engine::orchestrate(ctx, store, policy.rules()).await
 }

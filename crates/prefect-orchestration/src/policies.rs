@@ -45,11 +45,9 @@ impl FlowPolicy {
                 R::InstrumentFlowRunStateTransitions,
                 R::ReleaseFlowConcurrencySlots,
             ],
-            FlowPolicy::MarkLateRuns => vec![
-                R::EnsureOnlyScheduledFlowsMarkedLate,
-                R::EnforceDeploymentConcurrencyOnLate,
-                R::InstrumentFlowRunStateTransitions,
-            ],
+            FlowPolicy::MarkLateRuns => {
+                vec![R::EnsureOnlyScheduledFlowsMarkedLate, R::EnforceDeploymentConcurrencyOnLate, R::InstrumentFlowRunStateTransitions]
+            }
         };
         rules.extend([
             R::EnsureFlowRunStateTimestampIsUnique,

@@ -47,17 +47,10 @@ pub struct ParentFlowRun {
 /// Lookups and writes available to rules, all within the caller's transaction.
 pub trait OrchestrationStore: Send {
     /// Whether the flow run already has a state with exactly this timestamp.
-    fn flow_run_state_timestamp_taken(
-        &mut self,
-        flow_run_id: Uuid,
-        timestamp: DateTime,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Concurrency settings of a deployment; `None` if the deployment does not exist.
-    fn deployment_concurrency(
-        &mut self,
-        deployment_id: Uuid,
-    ) -> impl Future<Output = Result<Option<DeploymentConcurrency>, StoreError>> + Send;
+    fn deployment_concurrency(&mut self, deployment_id: Uuid) -> impl Future<Output = Result<Option<DeploymentConcurrency>, StoreError>> + Send;
 
     /// V2 limits by name (missing names are skipped).
     fn read_limits_by_name(&mut self, names: &[String]) -> impl Future<Output = Result<Vec<ConcurrencyLimitV2>, StoreError>> + Send;
@@ -86,11 +79,7 @@ pub trait OrchestrationStore: Send {
     fn revoke_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Leases on any of `limit_ids` held by `holder_id`.
-    fn leases_held_by(
-        &mut self,
-        limit_ids: &[Uuid],
-        holder_id: Uuid,
-    ) -> impl Future<Output = Result<Vec<ConcurrencyLease>, StoreError>> + Send;
+    fn leases_held_by(&mut self, limit_ids: &[Uuid], holder_id: Uuid) -> impl Future<Output = Result<Vec<ConcurrencyLease>, StoreError>> + Send;
 
     /// The newest cached COMPLETED state for `cache_key` that has not expired at `now`.
     fn read_cached_state(&mut self, cache_key: &str, now: DateTime) -> impl Future<Output = Result<Option<State>, StoreError>> + Send;

@@ -21,9 +21,13 @@ pub const TAG_LEASE_TTL_SECONDS: f64 = 100.0 * 365.0 * 86_400.0;
 #[derive(Debug, Clone)]
 pub enum TaskRule {
     CacheRetrieval,
-    HandleTaskTerminalStateTransitions { original_run_count: Option<i64> },
+    HandleTaskTerminalStateTransitions {
+        original_run_count: Option<i64>,
+    },
     PreventRunningTasksFromStoppedFlows,
-    SecureTaskConcurrencySlots { acquired_lease_ids: Vec<Uuid> },
+    SecureTaskConcurrencySlots {
+        acquired_lease_ids: Vec<Uuid>,
+    },
     CopyScheduledTime,
     WaitForScheduledTime,
     RetryFailedTasks,
@@ -160,11 +164,9 @@ impl<S: OrchestrationStore> Rule<TaskRunData, S> for TaskRule {
                     match store.read_parent_flow_run(flow_run_id).await? {
                         Some(flow_run) => ctx.run.flow_run_run_count = flow_run.run_count,
                         None => {
-                            return Err(format!(
-                                "Unable to read flow run associated with task run: {}, this flow run might have been deleted",
-                                ctx.run.id
-                            )
-                            .into());
+                            return Err(
+                                format!("Unable to read flow run associated with task run: {}, this flow run might have been deleted", ctx.run.id).into()
+                            );
                         }
                     }
                 }
@@ -225,11 +227,7 @@ async fn cache_retrieval<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S) ->
     Ok(())
 }
 
-async fn handle_terminal_before<S: OrchestrationStore>(
-    ctx: &mut Ctx,
-    store: &mut S,
-    original_run_count: &mut Option<i64>,
-) -> Result<(), StoreError> {
+async fn handle_terminal_before<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S, original_run_count: &mut Option<i64>) -> Result<(), StoreError> {
     let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return Ok(()) };
     *original_run_count = Some(ctx.run.run_count);
     if matches!(proposed.state_type, Cancelling | Paused | Crashed) {
@@ -274,11 +272,7 @@ async fn prevent_running_tasks_from_stopped_flows<S: OrchestrationStore>(ctx: &m
     Ok(())
 }
 
-async fn secure_task_concurrency_slots<S: OrchestrationStore>(
-    ctx: &mut Ctx,
-    store: &mut S,
-    acquired_lease_ids: &mut Vec<Uuid>,
-) -> Result<(), StoreError> {
+async fn secure_task_concurrency_slots<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S, acquired_lease_ids: &mut Vec<Uuid>) -> Result<(), StoreError> {
     if ctx.run.tags.is_empty() {
         return Ok(());
     }

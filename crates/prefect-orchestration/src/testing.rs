@@ -79,9 +79,7 @@ impl OrchestrationStore for MemoryStore {
     }
 
     async fn increment_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> Result<bool, StoreError> {
-        let fits = limit_ids
-            .iter()
-            .all(|id| self.limits.get(id).is_some_and(|l| l.active && l.active_slots + slots <= l.limit));
+        let fits = limit_ids.iter().all(|id| self.limits.get(id).is_some_and(|l| l.active && l.active_slots + slots <= l.limit));
         if fits {
             for id in limit_ids {
                 if let Some(l) = self.limits.get_mut(id) {
@@ -103,13 +101,7 @@ impl OrchestrationStore for MemoryStore {
         Ok(())
     }
 
-    async fn create_lease(
-        &mut self,
-        limit_ids: &[Uuid],
-        slots: i64,
-        ttl_seconds: f64,
-        holder: Option<ConcurrencyLeaseHolder>,
-    ) -> Result<Uuid, StoreError> {
+    async fn create_lease(&mut self, limit_ids: &[Uuid], slots: i64, ttl_seconds: f64, holder: Option<ConcurrencyLeaseHolder>) -> Result<Uuid, StoreError> {
         let now = self.clock();
         let id = Uuid::now_v7();
         self.leases.insert(
@@ -157,12 +149,7 @@ impl OrchestrationStore for MemoryStore {
     }
 
     async fn read_cached_state(&mut self, cache_key: &str, now: DateTime) -> Result<Option<State>, StoreError> {
-        Ok(self
-            .cache
-            .iter()
-            .rev()
-            .find(|(key, expiration, _)| key == cache_key && expiration.is_none_or(|e| e > now))
-            .map(|(_, _, state)| state.clone()))
+        Ok(self.cache.iter().rev().find(|(key, expiration, _)| key == cache_key && expiration.is_none_or(|e| e > now)).map(|(_, _, state)| state.clone()))
     }
 
     async fn insert_cache_entry(&mut self, state: &State) -> Result<(), StoreError> {

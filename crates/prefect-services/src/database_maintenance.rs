@@ -40,19 +40,14 @@ impl DatabaseMaintenance {
 
     pub async fn run(self, shutdown: CancellationToken) {
         let db = self.core.db();
-        let checkpoints = crate::run_periodically(
-            "database checkpoints",
-            Duration::from_secs_f64(self.options.checkpoint_seconds.max(0.05)),
-            shutdown.clone(),
-            || async { db.checkpoint().await.map_err(prefect_core::Error::from) },
-        );
+        let checkpoints =
+            crate::run_periodically("database checkpoints", Duration::from_secs_f64(self.options.checkpoint_seconds.max(0.05)), shutdown.clone(), || async {
+                db.checkpoint().await.map_err(prefect_core::Error::from)
+            });
         let analyzed: std::sync::Mutex<Option<(Vec<i64>, Instant)>> = std::sync::Mutex::new(None);
         let every = Duration::from_secs_f64(self.options.statistics_seconds.max(1.0));
-        let statistics = crate::run_periodically(
-            "database statistics",
-            Duration::from_secs_f64(self.options.statistics_check_seconds.max(0.1)),
-            shutdown,
-            || async {
+        let statistics =
+            crate::run_periodically("database statistics", Duration::from_secs_f64(self.options.statistics_check_seconds.max(0.1)), shutdown, || async {
                 let sizes = db.table_sizes().await?;
                 let previous = analyzed.lock().map(|a| a.clone()).unwrap_or_default();
                 if sizes.is_empty() || !statistics_are_stale(previous.as_ref(), &sizes, every) {
@@ -63,8 +58,7 @@ impl DatabaseMaintenance {
                     *a = Some((sizes, Instant::now()));
                 }
                 Ok(())
-            },
-        );
+            });
         tokio::join!(checkpoints, statistics);
     }
 }

@@ -12,11 +12,11 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert;
 use crate::db::Backend;
 use crate::entity::{artifact, artifact_collection};
 use crate::query;
-use crate::Result;
 
 /// Inserts an artifact; a keyed artifact also becomes the latest of its key.
 pub async fn insert(c: &impl ConnectionTrait, create: &ArtifactCreate, now: DateTime) -> Result<Artifact> {
@@ -199,10 +199,11 @@ pub async fn count(c: &impl ConnectionTrait, backend: Backend, artifacts: Option
 fn collection_condition(backend: Backend, filter: Option<&ArtifactFilter>, runs: &RunFilters) -> sea_orm::Condition {
     // The collection has the same columns as artifacts (plus latest_id): reuse the artifact
     // criteria by selecting collection rows whose latest artifact matches.
-    let artifacts = artifact::Entity::find()
-        .select_only()
-        .column(artifact::Column::Id)
-        .filter(query::artifacts_matching(backend, filter.map(|f| ArtifactFilter { latest_id: None, ..f.clone() }).as_ref(), runs));
+    let artifacts = artifact::Entity::find().select_only().column(artifact::Column::Id).filter(query::artifacts_matching(
+        backend,
+        filter.map(|f| ArtifactFilter { latest_id: None, ..f.clone() }).as_ref(),
+        runs,
+    ));
     let mut cond = sea_orm::Condition::all().add(artifact_collection::Column::LatestId.in_subquery(sea_orm::QueryTrait::into_query(artifacts)));
     if let Some(latest) = filter.and_then(|f| f.latest_id.as_ref()) {
         if let Some(any) = &latest.any_ {
@@ -248,4 +249,3 @@ pub async fn filter_latest(
 pub async fn count_latest(c: &impl ConnectionTrait, backend: Backend, filter: Option<&ArtifactFilter>, runs: &RunFilters) -> Result<u64> {
     Ok(artifact_collection::Entity::find().filter(collection_condition(backend, filter, runs)).count(c).await?)
 }
-

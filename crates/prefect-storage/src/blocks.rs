@@ -5,9 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use prefect_domain::block::{
-    BlockDocumentFilter, BlockSchema, BlockSchemaFilter, BlockType, BlockTypeCreate, BlockTypeFilter, BlockTypeUpdate,
-};
+use prefect_domain::block::{BlockDocumentFilter, BlockSchema, BlockSchemaFilter, BlockType, BlockTypeCreate, BlockTypeFilter, BlockTypeUpdate};
 use prefect_domain::filters::Operator;
 use prefect_domain::sorts::BlockDocumentSort;
 use prefect_domain::time::DateTime;
@@ -19,11 +17,11 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert::{json_object, string_list};
 use crate::db::Backend;
 use crate::entity::{block_document, block_document_reference, block_schema, block_schema_reference, block_type};
 use crate::query;
-use crate::Result;
 
 /// Capabilities of a block document's schema; `None` if the document does not exist.
 pub async fn document_capabilities(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Vec<String>>> {
@@ -125,11 +123,8 @@ pub async fn filter_types(
         select = select.filter(block_type_condition(backend, f));
     }
     if let Some(f) = schemas {
-        let with_schema = block_schema::Entity::find()
-            .select_only()
-            .column(block_schema::Column::BlockTypeId)
-            .filter(block_schema_condition(backend, f))
-            .into_query();
+        let with_schema =
+            block_schema::Entity::find().select_only().column(block_schema::Column::BlockTypeId).filter(block_schema_condition(backend, f)).into_query();
         select = select.filter(block_type::Column::Id.in_subquery(with_schema));
     }
     Ok(select
@@ -240,10 +235,7 @@ pub async fn insert_schema(c: &impl ConnectionTrait, new: &NewSchema<'_>, now: D
         version: Set(new.version.to_owned()),
         block_type_id: Set(new.block_type_id),
     };
-    block_schema::Entity::insert(model)
-        .on_conflict(OnConflict::columns([C::Checksum, C::Version]).do_nothing().to_owned())
-        .exec_without_returning(c)
-        .await?;
+    block_schema::Entity::insert(model).on_conflict(OnConflict::columns([C::Checksum, C::Version]).do_nothing().to_owned()).exec_without_returning(c).await?;
     read_schema_by_checksum(c, new.checksum, Some(new.version)).await?.ok_or(crate::Error::NotFound { entity: "Block schema" })
 }
 
@@ -491,10 +483,7 @@ pub async fn filter_document_ids(
     offset: u64,
 ) -> Result<Vec<Uuid>> {
     use block_document::Column as C;
-    let mut select = block_document::Entity::find()
-        .select_only()
-        .column(C::Id)
-        .filter(documents_condition(backend, documents, types, schemas));
+    let mut select = block_document::Entity::find().select_only().column(C::Id).filter(documents_condition(backend, documents, types, schemas));
     select = match sort {
         BlockDocumentSort::NameAsc => select.order_by(C::Name, Order::Asc),
         BlockDocumentSort::NameDesc => select.order_by(C::Name, Order::Desc),
@@ -518,7 +507,12 @@ pub async fn count_documents(
     Ok(block_document::Entity::find().filter(documents_condition(backend, documents, types, schemas)).count(c).await?)
 }
 
-fn documents_condition(backend: Backend, documents: Option<&BlockDocumentFilter>, types: Option<&BlockTypeFilter>, schemas: Option<&BlockSchemaFilter>) -> Condition {
+fn documents_condition(
+    backend: Backend,
+    documents: Option<&BlockDocumentFilter>,
+    types: Option<&BlockTypeFilter>,
+    schemas: Option<&BlockSchemaFilter>,
+) -> Condition {
     use block_document::Column as C;
     let default = BlockDocumentFilter::default();
     let f = documents.unwrap_or(&default);
@@ -586,10 +580,7 @@ pub async fn document_references(c: &impl ConnectionTrait, parents: &[Uuid]) -> 
         .order_by(C::Id, Order::Asc)
         .all(c)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|m| Reference { id: m.id, name: m.name, parent: m.parent_block_document_id, child: m.reference_block_document_id })
-        .collect())
+    Ok(rows.into_iter().map(|m| Reference { id: m.id, name: m.name, parent: m.parent_block_document_id, child: m.reference_block_document_id }).collect())
 }
 
 /// Whether `child`, or anything it nests, is `parent` (a reference would close a cycle).

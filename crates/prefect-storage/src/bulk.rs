@@ -21,8 +21,8 @@ use sea_orm::{ConnectionTrait, Statement, Value as DbValue};
 use serde::ser::{Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::db::Backend;
 use crate::Result;
+use crate::db::Backend;
 
 /// Rows per SQLite statement, largest first; the last must be 1.
 const SQLITE_TIERS: [usize; 4] = [64, 16, 4, 1];
@@ -159,13 +159,7 @@ impl BulkTable {
     }
 
     /// Inserts `rows`; returns the UUID column `returning` of each row actually inserted.
-    pub(crate) async fn insert_returning_ids<R: Row>(
-        &self,
-        c: &impl ConnectionTrait,
-        backend: Backend,
-        rows: &[R],
-        returning: &str,
-    ) -> Result<Vec<Uuid>> {
+    pub(crate) async fn insert_returning_ids<R: Row>(&self, c: &impl ConnectionTrait, backend: Backend, rows: &[R], returning: &str) -> Result<Vec<Uuid>> {
         let mut ids = Vec::with_capacity(rows.len());
         if rows.is_empty() {
             return Ok(ids);

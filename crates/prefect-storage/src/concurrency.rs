@@ -5,9 +5,7 @@
 //! writer on SQLite), so a limit can never go below zero or above its size, no
 //! matter how many callers race.
 
-use prefect_domain::concurrency::{
-    ConcurrencyLease, ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, slots,
-};
+use prefect_domain::concurrency::{ConcurrencyLease, ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, slots};
 use prefect_domain::time::{self, DateTime};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -16,10 +14,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert::{self, to_json};
 use crate::db::Backend;
 use crate::entity::{concurrency_lease, concurrency_limit_v2};
-use crate::Result;
 
 /// Upper bounds used when decaying denied slots (tag limits wait less than others).
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +106,7 @@ pub async fn update(c: &impl ConnectionTrait, id: Uuid, update: &ConcurrencyLimi
         slot_decay_per_second: update.slot_decay_per_second.map_or(NotSet, Set),
         ..Default::default()
     };
-    let result =
-        concurrency_limit_v2::Entity::update_many().set(model).filter(concurrency_limit_v2::Column::Id.eq(id)).exec(c).await?;
+    let result = concurrency_limit_v2::Entity::update_many().set(model).filter(concurrency_limit_v2::Column::Id.eq(id)).exec(c).await?;
     Ok(result.rows_affected > 0)
 }
 
@@ -141,13 +138,7 @@ fn elapsed(model: &concurrency_limit_v2::Model, now: DateTime) -> f64 {
 fn decayed(model: &concurrency_limit_v2::Model, waits: &SlotWaits, now: DateTime) -> (i64, i64) {
     let e = elapsed(model, now);
     let active = slots::active_after_decay(model.active_slots, model.slot_decay_per_second, e);
-    let denied = slots::denied_after_decay(
-        model.denied_slots,
-        model.slot_decay_per_second,
-        model.avg_slot_occupancy_seconds,
-        waits.for_limit(&model.name),
-        e,
-    );
+    let denied = slots::denied_after_decay(model.denied_slots, model.slot_decay_per_second, model.avg_slot_occupancy_seconds, waits.for_limit(&model.name), e);
     (active, denied)
 }
 
@@ -197,16 +188,21 @@ pub async fn decrement(
     }
     for model in lock_limits(c, backend, ids).await?.into_iter().filter(|m| m.active) {
         let (current, denied) = decayed(&model, waits, now);
-        let occupancy = occupancy_seconds
-            .filter(|s| *s > 0.0)
-            .map(|s| slots::updated_avg_occupancy(model.avg_slot_occupancy_seconds, model.limit, s, slots));
+        let occupancy = occupancy_seconds.filter(|s| *s > 0.0).map(|s| slots::updated_avg_occupancy(model.avg_slot_occupancy_seconds, model.limit, s, slots));
         set_slots(c, model.id, (current - slots).max(0), denied, occupancy, now).await?;
     }
     Ok(())
 }
 
 /// Records `slots` denied requests on the active limits (they raise the next wait).
-pub async fn add_denied(c: &impl ConnectionTrait, backend: Backend, ids: &[Uuid], slots: i64, waits: &SlotWaits, now: DateTime) -> Result<Vec<ConcurrencyLimitV2>> {
+pub async fn add_denied(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    ids: &[Uuid],
+    slots: i64,
+    waits: &SlotWaits,
+    now: DateTime,
+) -> Result<Vec<ConcurrencyLimitV2>> {
     let mut out = Vec::new();
     for model in lock_limits(c, backend, ids).await?.into_iter().filter(|m| m.active) {
         let (current, denied) = decayed(&model, waits, now);
@@ -278,11 +274,7 @@ pub async fn revoke_lease(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
 /// Leases held by `holder_id` on any of `limit_ids`.
 pub async fn leases_held_by(c: &impl ConnectionTrait, limit_ids: &[Uuid], holder_id: Uuid) -> Result<Vec<ConcurrencyLease>> {
     let leases = concurrency_lease::Entity::find().filter(concurrency_lease::Column::HolderId.eq(holder_id)).all(c).await?;
-    leases
-        .into_iter()
-        .map(convert::concurrency_lease)
-        .filter(|l| l.as_ref().map_or(true, |l| l.resource_ids.iter().any(|r| limit_ids.contains(r))))
-        .collect()
+    leases.into_iter().map(convert::concurrency_lease).filter(|l| l.as_ref().map_or(true, |l| l.resource_ids.iter().any(|r| limit_ids.contains(r)))).collect()
 }
 
 /// Unexpired leases that hold slots of `limit_id`.
@@ -308,4 +300,3 @@ pub async fn expired_leases(c: &impl ConnectionTrait, backend: Backend, now: Dat
     }
     select.all(c).await?.into_iter().map(convert::concurrency_lease).collect()
 }
-

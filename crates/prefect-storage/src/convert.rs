@@ -11,9 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::entity::{
-    artifact, artifact_collection, concurrency_lease, concurrency_limit_v2, flow, flow_run, flow_run_state, log, task_run, task_run_state,
-};
+use crate::entity::{artifact, artifact_collection, concurrency_lease, concurrency_limit_v2, flow, flow_run, flow_run_state, log, task_run, task_run_state};
 use crate::{Error, Result};
 
 /// Decodes a JSON column into a typed value.

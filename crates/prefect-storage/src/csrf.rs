@@ -5,8 +5,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::entity::csrf_token;
 use crate::Result;
+use crate::entity::csrf_token;
 
 /// Stores (or replaces) the token of `client`.
 pub async fn upsert(c: &impl ConnectionTrait, client: &str, token: &str, expiration: DateTime, now: DateTime) -> Result<()> {
@@ -31,10 +31,5 @@ pub async fn upsert(c: &impl ConnectionTrait, client: &str, token: &str, expirat
 
 /// The unexpired token of `client`, if any.
 pub async fn read(c: &impl ConnectionTrait, client: &str, now: DateTime) -> Result<Option<String>> {
-    Ok(csrf_token::Entity::find()
-        .filter(csrf_token::Column::Client.eq(client))
-        .filter(csrf_token::Column::Expiration.gt(now))
-        .one(c)
-        .await?
-        .map(|m| m.token))
+    Ok(csrf_token::Entity::find().filter(csrf_token::Column::Client.eq(client)).filter(csrf_token::Column::Expiration.gt(now)).one(c).await?.map(|m| m.token))
 }

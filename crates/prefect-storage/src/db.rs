@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Deserialize;
 
@@ -169,11 +168,7 @@ impl Database {
                 let statement_timeout = options.statement_timeout_seconds;
                 opt.map_sqlx_postgres_opts(move |o| {
                     let o = o.application_name("prefect-server");
-                    if statement_timeout > 0.0 {
-                        o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))])
-                    } else {
-                        o
-                    }
+                    if statement_timeout > 0.0 { o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))]) } else { o }
                 });
                 let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
                 // Commits wait for the WAL to reach disk, and the server sits idle meanwhile:
@@ -195,9 +190,7 @@ impl Database {
             .test_before_acquire(false)
             .record_stmt_in_spans(false)
             .sqlx_logging(false);
-        opt.map_sqlx_sqlite_pool_opts(|pool| {
-            pool.after_connect(|conn, _meta| Box::pin(async move { crate::sqlite_tuning::enable_stable_plans(conn).await }))
-        });
+        opt.map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _meta| Box::pin(async move { crate::sqlite_tuning::enable_stable_plans(conn).await })));
         let busy = Duration::from_secs_f64(options.sqlite_busy_timeout_seconds);
         opt.map_sqlx_sqlite_opts(move |o| {
             // Prefect's own SQLite settings (server/database/configurations.py).
@@ -296,19 +289,14 @@ impl Database {
         }
         let selects: Vec<String> = STATISTICS_TABLES.iter().map(|t| format!("(SELECT coalesce(max(rowid), 0) FROM {t})")).collect();
         let sql = format!("SELECT {}", selects.join(", "));
-        let row = self
-            .read
-            .query_one_raw(sea_orm::Statement::from_string(DatabaseBackend::Sqlite, sql))
-            .await
-            .map_err(Error::from_db)?;
+        let row = self.read.query_one_raw(sea_orm::Statement::from_string(DatabaseBackend::Sqlite, sql)).await.map_err(Error::from_db)?;
         let Some(row) = row else { return Ok(Vec::new()) };
         (0..STATISTICS_TABLES.len()).map(|i| row.try_get_by_index::<i64>(i).map_err(Error::from_db)).collect()
     }
 
     pub async fn refresh_statistics(&self) -> Result<()> {
         if self.backend() == Backend::Sqlite {
-            self.write(None, |txn| Box::pin(async move { txn.execute_unprepared("ANALYZE").await.map(|_| ()).map_err(Error::from_db) }))
-                .await?;
+            self.write(None, |txn| Box::pin(async move { txn.execute_unprepared("ANALYZE").await.map(|_| ()).map_err(Error::from_db) })).await?;
         }
         Ok(())
     }

@@ -4,8 +4,8 @@ use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entity::deployment;
 use crate::Result;
+use crate::entity::deployment;
 
 /// Concurrency settings of a deployment: `(concurrency_limit_id, concurrency_options)`.
 pub async fn read_concurrency(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<(Option<Uuid>, Option<Value>)>> {
@@ -36,17 +36,15 @@ pub async fn exists(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
 use std::collections::HashMap;
 
 use prefect_domain::concurrency::GlobalConcurrencyLimitResponse;
-use prefect_domain::deployment::{
-    ConcurrencyOptions, Deployment, DeploymentSchedule, DeploymentScheduleCreate, DeploymentScheduleUpdate, DeploymentStatus,
-};
+use prefect_domain::deployment::{ConcurrencyOptions, Deployment, DeploymentSchedule, DeploymentScheduleCreate, DeploymentScheduleUpdate, DeploymentStatus};
 use prefect_domain::filters::RunFilters;
 use prefect_domain::flow_run::CreatedBy;
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::sorts::DeploymentSort;
 use prefect_domain::state::{State, StateType};
 use prefect_domain::time::DateTime;
-use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::QueryTrait;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, Order, PaginatorTrait, QueryFilter, QueryOrder, Statement,
@@ -158,7 +156,15 @@ pub async fn insert(c: &impl ConnectionTrait, id: Uuid, flow_id: Uuid, name: &st
             *slot = Set(None);
         }
     }
-    for slot in [&mut model.version_info, &mut model.concurrency_options, &mut model.labels, &mut model.pull_steps, &mut model.parameter_openapi_schema, &mut model.created_by, &mut model.updated_by] {
+    for slot in [
+        &mut model.version_info,
+        &mut model.concurrency_options,
+        &mut model.labels,
+        &mut model.pull_steps,
+        &mut model.parameter_openapi_schema,
+        &mut model.created_by,
+        &mut model.updated_by,
+    ] {
         if slot.is_not_set() {
             *slot = Set(None);
         }
@@ -201,11 +207,8 @@ pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<O
 
 pub async fn read_by_name(c: &impl ConnectionTrait, flow_name: &str, name: &str, now: DateTime) -> Result<Option<Deployment>> {
     let flow_ids = flow::Entity::find().select_only().column(flow::Column::Id).filter(flow::Column::Name.eq(flow_name)).into_query();
-    let Some(model) = deployment::Entity::find()
-        .filter(deployment::Column::Name.eq(name))
-        .filter(deployment::Column::FlowId.in_subquery(flow_ids))
-        .one(c)
-        .await?
+    let Some(model) =
+        deployment::Entity::find().filter(deployment::Column::Name.eq(name)).filter(deployment::Column::FlowId.in_subquery(flow_ids)).one(c).await?
     else {
         return Ok(None);
     };
@@ -238,7 +241,8 @@ pub fn deployments_matching(backend: Backend, filters: &RunFilters) -> Condition
     }
     if let Some(f) = &filters.work_pools {
         let pools = work_pool::Entity::find().select_only().column(work_pool::Column::Id).filter(query::work_pool_condition(backend, f)).into_query();
-        let ids = work_queue::Entity::find().select_only().column(work_queue::Column::Id).filter(work_queue::Column::WorkPoolId.in_subquery(pools)).into_query();
+        let ids =
+            work_queue::Entity::find().select_only().column(work_queue::Column::Id).filter(work_queue::Column::WorkPoolId.in_subquery(pools)).into_query();
         cond = cond.add(deployment::Column::WorkQueueId.in_subquery(ids));
     }
     cond
@@ -404,7 +408,12 @@ async fn hydrate(c: &impl ConnectionTrait, models: Vec<deployment::Model>, now: 
 
 // ------------------------------------------------------------------ schedules
 
-pub async fn insert_schedules(c: &impl ConnectionTrait, deployment_id: Uuid, schedules: &[DeploymentScheduleCreate], now: DateTime) -> Result<Vec<DeploymentSchedule>> {
+pub async fn insert_schedules(
+    c: &impl ConnectionTrait,
+    deployment_id: Uuid,
+    schedules: &[DeploymentScheduleCreate],
+    now: DateTime,
+) -> Result<Vec<DeploymentSchedule>> {
     let mut out = Vec::with_capacity(schedules.len());
     for s in schedules {
         let model = deployment_schedule::ActiveModel {
@@ -440,7 +449,13 @@ pub enum ScheduleKey<'a> {
 }
 
 /// Applies the non-null fields of `update`; false if no such schedule.
-pub async fn update_schedule(c: &impl ConnectionTrait, deployment_id: Uuid, key: ScheduleKey<'_>, update: &DeploymentScheduleUpdate, now: DateTime) -> Result<bool> {
+pub async fn update_schedule(
+    c: &impl ConnectionTrait,
+    deployment_id: Uuid,
+    key: ScheduleKey<'_>,
+    update: &DeploymentScheduleUpdate,
+    now: DateTime,
+) -> Result<bool> {
     let model = deployment_schedule::ActiveModel {
         updated: Set(now),
         active: set(update.active),
@@ -649,7 +664,13 @@ pub async fn insert_scheduled_runs(c: &impl ConnectionTrait, runs: &[ScheduledRu
 
 /// Creates, resizes or removes the `deployment:{id}` limit so it matches `limit`; returns
 /// the limit id the deployment should point to.
-pub async fn sync_concurrency_limit(c: &impl ConnectionTrait, deployment_id: Uuid, current: Option<Uuid>, limit: Option<i64>, now: DateTime) -> Result<Option<Uuid>> {
+pub async fn sync_concurrency_limit(
+    c: &impl ConnectionTrait,
+    deployment_id: Uuid,
+    current: Option<Uuid>,
+    limit: Option<i64>,
+    now: DateTime,
+) -> Result<Option<Uuid>> {
     let existing = match current {
         Some(id) => concurrency_limit_v2::Entity::find_by_id(id).one(c).await?,
         None => None,

@@ -7,20 +7,17 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
-use prefect_domain::events::{EventFilter, EventOrder, ReceivedEvent, Resource, ResourceSpecification, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE};
+use prefect_domain::events::{EventFilter, EventOrder, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent, Resource, ResourceSpecification};
 use prefect_domain::time::DateTime;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Value,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value};
 use uuid::Uuid;
 
-use crate::convert::{from_json, json_object};
+use crate::Result;
 use crate::bulk::{BulkTable, HexUuid, Json, Kind, Timestamp};
+use crate::convert::{from_json, json_object};
 use crate::db::Backend;
 use crate::entity::{event_resources, events};
-use crate::Result;
 
 /// Events per bulk INSERT (bounds the size of one JSON parameter).
 const EVENT_CHUNK: usize = 2000;
@@ -85,7 +82,7 @@ struct ResourceLabels<'a>(&'a Resource);
 
 impl serde::Serialize for ResourceLabels<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.0 .0.iter().filter(|(k, _)| k.as_str() != RESOURCE_ID && k.as_str() != RESOURCE_ROLE))
+        s.collect_map(self.0.0.iter().filter(|(k, _)| k.as_str() != RESOURCE_ID && k.as_str() != RESOURCE_ROLE))
     }
 }
 
@@ -175,7 +172,9 @@ fn labels_condition(backend: Backend, column_sql: &str, id_column_sql: &str, spe
             continue;
         }
         let (positive, negative): (Vec<&str>, Vec<&str>) = values.into_iter().partition(|v| !v.starts_with('!'));
-        let (sql, param) = if label == RESOURCE_ID { (id_column_sql.to_owned(), None) } else {
+        let (sql, param) = if label == RESOURCE_ID {
+            (id_column_sql.to_owned(), None)
+        } else {
             let (sql, param) = label_sql(backend, column_sql, label);
             (sql, Some(param))
         };
@@ -413,25 +412,13 @@ pub async fn count_by_column(
 
 /// Occurrence times of matching events (for time-bucketed counts).
 pub async fn occurrences(c: &impl ConnectionTrait, backend: Backend, filter: &EventFilter, now: DateTime) -> Result<Vec<DateTime>> {
-    Ok(events::Entity::find()
-        .select_only()
-        .column(events::Column::Occurred)
-        .filter(condition(backend, filter, now))
-        .into_tuple()
-        .all(c)
-        .await?)
+    Ok(events::Entity::find().select_only().column(events::Column::Occurred).filter(condition(backend, filter, now)).into_tuple().all(c).await?)
 }
 
 /// Deletes events (and their resource rows) that occurred before `before`, at most `limit`; returns how many.
 pub async fn delete_older_than(c: &impl ConnectionTrait, before: DateTime, limit: u64) -> Result<u64> {
-    let ids: Vec<Uuid> = events::Entity::find()
-        .select_only()
-        .column(events::Column::Id)
-        .filter(events::Column::Occurred.lt(before))
-        .limit(limit)
-        .into_tuple()
-        .all(c)
-        .await?;
+    let ids: Vec<Uuid> =
+        events::Entity::find().select_only().column(events::Column::Id).filter(events::Column::Occurred.lt(before)).limit(limit).into_tuple().all(c).await?;
     if ids.is_empty() {
         return Ok(0);
     }

@@ -4,8 +4,8 @@ use prefect_domain::time::DateTime;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::entity::flow_run_input;
 use crate::Result;
+use crate::entity::flow_run_input;
 
 /// A stored input.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,9 +48,8 @@ pub async fn read(c: &impl ConnectionTrait, flow_run_id: Uuid, key: &str) -> Res
 
 /// Inputs whose key starts with `prefix`, excluding `exclude_keys`, oldest first.
 pub async fn filter(c: &impl ConnectionTrait, flow_run_id: Uuid, prefix: &str, limit: u64, exclude_keys: &[String]) -> Result<Vec<StoredInput>> {
-    let mut select = flow_run_input::Entity::find()
-        .filter(flow_run_input::Column::FlowRunId.eq(flow_run_id))
-        .filter(flow_run_input::Column::Key.starts_with(prefix));
+    let mut select =
+        flow_run_input::Entity::find().filter(flow_run_input::Column::FlowRunId.eq(flow_run_id)).filter(flow_run_input::Column::Key.starts_with(prefix));
     if !exclude_keys.is_empty() {
         select = select.filter(flow_run_input::Column::Key.is_not_in(exclude_keys.iter().cloned()));
     }

@@ -10,9 +10,8 @@ use prefect_domain::state::{State, StateType};
 use prefect_domain::time::DateTime;
 use sea_orm::sea_query::{Expr, Func, SimpleExpr};
 use sea_orm::{
-    RelationTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -147,13 +146,8 @@ pub fn inserted(run: &NewFlowRun, work_pool: Option<(Uuid, String)>, now: DateTi
 
 /// Labels of a run, without loading the rest of it.
 pub async fn read_labels(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<KeyValueLabels>> {
-    let labels: Option<Value> = flow_run::Entity::find()
-        .select_only()
-        .column(flow_run::Column::Labels)
-        .filter(flow_run::Column::Id.eq(id))
-        .into_tuple()
-        .one(c)
-        .await?;
+    let labels: Option<Value> =
+        flow_run::Entity::find().select_only().column(flow_run::Column::Labels).filter(flow_run::Column::Id.eq(id)).into_tuple().one(c).await?;
     Ok(labels.map(convert::json_object))
 }
 
@@ -298,13 +292,7 @@ pub async fn set_labels(c: &impl ConnectionTrait, id: Uuid, labels: &KeyValueLab
 }
 
 /// Sets the infrastructure pid, empirical policy and other orchestration-owned columns.
-pub async fn write_bookkeeping(
-    c: &impl ConnectionTrait,
-    id: Uuid,
-    b: &RunBookkeeping,
-    empirical_policy: &FlowRunPolicy,
-    now: DateTime,
-) -> Result<()> {
+pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
     let model = flow_run::ActiveModel {
         updated: Set(now),
         state_id: Set(b.state_id),

@@ -24,10 +24,7 @@ pub async fn create_or_read(c: &impl ConnectionTrait, create: &FlowCreate, now: 
         tags: Set(convert::to_json(&create.tags)),
         labels: Set(create.labels.as_ref().map(convert::to_json)),
     };
-    let inserted = flow::Entity::insert(model)
-        .on_conflict(OnConflict::column(flow::Column::Name).do_nothing().to_owned())
-        .exec_without_returning(c)
-        .await?;
+    let inserted = flow::Entity::insert(model).on_conflict(OnConflict::column(flow::Column::Name).do_nothing().to_owned()).exec_without_returning(c).await?;
     let existing = read_by_name(c, &create.name).await?.ok_or(Error::NotFound { entity: "Flow" })?;
     Ok((existing, inserted > 0))
 }
@@ -41,14 +38,7 @@ pub async fn read_by_name(c: &impl ConnectionTrait, name: &str) -> Result<Option
 }
 
 /// Flows matching the filters, sorted and paged.
-pub async fn filter(
-    c: &impl ConnectionTrait,
-    backend: Backend,
-    filters: &RunFilters,
-    sort: FlowSort,
-    limit: u64,
-    offset: u64,
-) -> Result<Vec<Flow>> {
+pub async fn filter(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters, sort: FlowSort, limit: u64, offset: u64) -> Result<Vec<Flow>> {
     let (column, order) = match sort {
         FlowSort::CreatedDesc => (flow::Column::Created, Order::Desc),
         FlowSort::UpdatedDesc => (flow::Column::Updated, Order::Desc),
@@ -90,14 +80,8 @@ pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
 
 /// Deletes up to `limit` flows matching the filters; returns their ids.
 pub async fn delete_matching(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters, limit: u64) -> Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = flow::Entity::find()
-        .select_only()
-        .column(flow::Column::Id)
-        .filter(query::flows_matching(backend, filters))
-        .limit(limit)
-        .into_tuple()
-        .all(c)
-        .await?;
+    let ids: Vec<Uuid> =
+        flow::Entity::find().select_only().column(flow::Column::Id).filter(query::flows_matching(backend, filters)).limit(limit).into_tuple().all(c).await?;
     if !ids.is_empty() {
         flow::Entity::delete_many().filter(flow::Column::Id.is_in(ids.clone())).exec(c).await?;
     }

@@ -30,8 +30,6 @@ pub mod db;
 pub mod deployments;
 mod entity;
 mod error;
-mod sqlite_tuning;
-mod tcp_nodelay;
 pub mod events;
 pub mod flow_run_inputs;
 pub mod flow_runs;
@@ -39,7 +37,9 @@ pub mod flows;
 pub mod logs;
 pub mod query;
 pub mod saved_searches;
+mod sqlite_tuning;
 pub mod task_runs;
+mod tcp_nodelay;
 pub mod variables;
 pub mod work_pools;
 

@@ -8,8 +8,8 @@ use sea_orm::{ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, Quer
 use uuid::Uuid;
 
 use crate::Result;
-use crate::convert;
 use crate::bulk::{BulkTable, HexUuid, Kind, Timestamp};
+use crate::convert;
 use crate::db::Backend;
 use crate::entity::log;
 use crate::query;
@@ -58,14 +58,7 @@ pub async fn insert_many(c: &impl ConnectionTrait, backend: Backend, logs: &[Log
     Ok(())
 }
 
-pub async fn filter(
-    c: &impl ConnectionTrait,
-    backend: Backend,
-    filter: Option<&LogFilter>,
-    sort: LogSort,
-    limit: u64,
-    offset: u64,
-) -> Result<Vec<Log>> {
+pub async fn filter(c: &impl ConnectionTrait, backend: Backend, filter: Option<&LogFilter>, sort: LogSort, limit: u64, offset: u64) -> Result<Vec<Log>> {
     let mut select = log::Entity::find();
     if let Some(f) = filter {
         select = select.filter(query::log_condition(backend, f));

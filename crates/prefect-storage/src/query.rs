@@ -7,9 +7,8 @@
 //! `json_each` on SQLite.
 
 use prefect_domain::filters::{
-    ArtifactFilter, BoolFilter, CreatedByFilter, DateTimeFilter, DeploymentFilter, FlowFilter, FlowRunFilter, IdFilter, IntFilter,
-    LogFilter, NullableIdFilter, Operator, RunFilters, StateFilter, StringFilter, TagsFilter, TaskRunFilter, WorkPoolFilter,
-    WorkQueueFilter,
+    ArtifactFilter, BoolFilter, CreatedByFilter, DateTimeFilter, DeploymentFilter, FlowFilter, FlowRunFilter, IdFilter, IntFilter, LogFilter, NullableIdFilter,
+    Operator, RunFilters, StateFilter, StringFilter, TagsFilter, TaskRunFilter, WorkPoolFilter, WorkQueueFilter,
 };
 use prefect_domain::state::StateType;
 use prefect_domain::variable::VariableFilter;
@@ -312,11 +311,8 @@ fn flow_run_condition_for(backend: Backend, f: &FlowRunFilter, for_sorted_page: 
         && let Some(any) = &parent.any_
     {
         // Runs whose parent task run belongs to one of these flow runs.
-        let parents = task_run::Entity::find()
-            .select_only()
-            .column(task_run::Column::Id)
-            .filter(task_run::Column::FlowRunId.is_in(any.iter().copied()))
-            .into_query();
+        let parents =
+            task_run::Entity::find().select_only().column(task_run::Column::Id).filter(task_run::Column::FlowRunId.is_in(any.iter().copied())).into_query();
         out.push(expr(C::ParentTaskRunId.into_expr().in_subquery(parents)));
     }
     if let Some(p) = &f.parent_task_run_id {
@@ -396,11 +392,7 @@ pub fn deployment_condition(backend: Backend, f: &DeploymentFilter) -> Condition
     if let Some(both) = &f.flow_or_deployment_name
         && let Some(needle) = &both.like_
     {
-        let flows = flow::Entity::find()
-            .select_only()
-            .column(flow::Column::Id)
-            .filter(like(backend, &quoted("flow", "name"), needle))
-            .into_query();
+        let flows = flow::Entity::find().select_only().column(flow::Column::Id).filter(like(backend, &quoted("flow", "name"), needle)).into_query();
         out.push(Condition::any().add(like(backend, &quoted("deployment", "name"), needle)).add(C::FlowId.into_expr().in_subquery(flows)));
     }
     if let Some(paused) = &f.paused {

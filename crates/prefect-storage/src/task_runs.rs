@@ -300,9 +300,7 @@ pub async fn read_cached_state(c: &impl ConnectionTrait, cache_key: &str, now: D
         .column(task_run_state_cache::Column::TaskRunStateId)
         .filter(task_run_state_cache::Column::CacheKey.eq(cache_key))
         .filter(
-            sea_orm::Condition::any()
-                .add(task_run_state_cache::Column::CacheExpiration.is_null())
-                .add(task_run_state_cache::Column::CacheExpiration.gt(now)),
+            sea_orm::Condition::any().add(task_run_state_cache::Column::CacheExpiration.is_null()).add(task_run_state_cache::Column::CacheExpiration.gt(now)),
         )
         .order_by(task_run_state_cache::Column::Created, Order::Desc)
         .limit(1)
@@ -368,8 +366,7 @@ pub async fn record(c: &impl ConnectionTrait, mut reports: Vec<RecordedTaskRun>,
         .await?
         .into_iter()
         .collect();
-    let unknown_flow_runs: HashSet<Uuid> =
-        reports.iter().filter(|r| !existing_by_id.contains(&r.run.id)).filter_map(|r| r.run.flow_run_id).collect();
+    let unknown_flow_runs: HashSet<Uuid> = reports.iter().filter(|r| !existing_by_id.contains(&r.run.id)).filter_map(|r| r.run.flow_run_id).collect();
     if !unknown_flow_runs.is_empty() {
         let rows: Vec<(Uuid, Option<Uuid>, String, String)> = task_run::Entity::find()
             .select_only()
@@ -439,10 +436,7 @@ pub async fn record(c: &impl ConnectionTrait, mut reports: Vec<RecordedTaskRun>,
 
     let states: Vec<task_run_state::ActiveModel> = reports.iter().map(|r| state_model(r.run.id, &r.state, None, now)).collect();
     for chunk in states.chunks(500) {
-        task_run_state::Entity::insert_many(chunk.to_vec())
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .exec_without_returning(c)
-            .await?;
+        task_run_state::Entity::insert_many(chunk.to_vec()).on_conflict(OnConflict::new().do_nothing().to_owned()).exec_without_returning(c).await?;
     }
     Ok(reports.len())
 }
@@ -469,11 +463,7 @@ pub async fn history_rows(
 
 /// Ids of task runs of a flow run, newest last (for cancellation and graphs).
 pub async fn of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
-    let rows = with_state()
-        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
-        .order_by(task_run::Column::ExpectedStartTime, Order::Asc)
-        .all(c)
-        .await?;
+    let rows = with_state().filter(task_run::Column::FlowRunId.eq(flow_run_id)).order_by(task_run::Column::ExpectedStartTime, Order::Asc).all(c).await?;
     hydrate(rows, now)
 }
 

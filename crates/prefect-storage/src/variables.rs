@@ -10,21 +10,14 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert;
 use crate::db::Backend;
 use crate::entity::variable;
 use crate::query;
-use crate::Result;
 
 fn from_model(m: variable::Model) -> Variable {
-    Variable {
-        id: m.id,
-        created: m.created,
-        updated: m.updated,
-        name: m.name,
-        value: m.value.unwrap_or(Value::Null),
-        tags: convert::string_list(m.tags),
-    }
+    Variable { id: m.id, created: m.created, updated: m.updated, name: m.name, value: m.value.unwrap_or(Value::Null), tags: convert::string_list(m.tags) }
 }
 
 /// Inserts a variable; a duplicate name is a `Conflict`.

@@ -5,23 +5,22 @@ use std::collections::HashMap;
 use prefect_domain::filters::{WorkPoolFilter, WorkQueueFilter};
 use prefect_domain::time::DateTime;
 use prefect_domain::work_pool::{
-    ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolStorageConfiguration, WorkPoolUpdate, WorkQueue,
-    WorkQueueCreate, WorkQueueStatus, WorkQueueUpdate, Worker, WorkerFilter, WorkerStatus,
+    ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolStorageConfiguration, WorkPoolUpdate, WorkQueue, WorkQueueCreate, WorkQueueStatus,
+    WorkQueueUpdate, Worker, WorkerFilter, WorkerStatus,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
-    Statement,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert;
 use crate::db::Backend;
 use crate::entity::{deployment, flow_run, work_pool, work_queue, worker};
 use crate::query;
-use crate::Result;
 
 fn status_str(status: Option<WorkPoolStatus>) -> String {
     status.map(WorkPoolStatus::as_str).unwrap_or("").to_owned()
@@ -238,11 +237,7 @@ pub async fn queue_priorities(c: &impl ConnectionTrait, pool_id: Uuid) -> Result
 
 pub async fn set_priorities(c: &impl ConnectionTrait, changes: &[(Uuid, i64)]) -> Result<()> {
     for (id, priority) in changes {
-        work_queue::Entity::update_many()
-            .col_expr(work_queue::Column::Priority, Expr::value(*priority))
-            .filter(work_queue::Column::Id.eq(*id))
-            .exec(c)
-            .await?;
+        work_queue::Entity::update_many().col_expr(work_queue::Column::Priority, Expr::value(*priority)).filter(work_queue::Column::Id.eq(*id)).exec(c).await?;
     }
     Ok(())
 }
@@ -363,10 +358,13 @@ pub async fn mark_stale_queues_not_ready(c: &impl ConnectionTrait, cutoff: DateT
             .exec(c)
             .await?;
     }
-    Ok(queues.into_iter().map(|mut q| {
-        q.status = Some(WorkQueueStatus::NotReady);
-        q
-    }).collect())
+    Ok(queues
+        .into_iter()
+        .map(|mut q| {
+            q.status = Some(WorkQueueStatus::NotReady);
+            q
+        })
+        .collect())
 }
 
 // ------------------------------------------------------------------ workers
@@ -434,13 +432,7 @@ pub async fn has_online_worker(c: &impl ConnectionTrait, pool_id: Uuid, now: Dat
 }
 
 pub async fn delete_worker(c: &impl ConnectionTrait, pool_id: Uuid, name: &str) -> Result<bool> {
-    Ok(worker::Entity::delete_many()
-        .filter(worker::Column::WorkPoolId.eq(pool_id))
-        .filter(worker::Column::Name.eq(name))
-        .exec(c)
-        .await?
-        .rows_affected
-        > 0)
+    Ok(worker::Entity::delete_many().filter(worker::Column::WorkPoolId.eq(pool_id)).filter(worker::Column::Name.eq(name)).exec(c).await?.rows_affected > 0)
 }
 
 /// Workers whose stored status is ONLINE but whose heartbeats stopped; marks them OFFLINE.
@@ -542,9 +534,7 @@ pub async fn scheduled_runs(c: &impl ConnectionTrait, backend: Backend, pool_id:
     );
     let statement = Statement::from_sql_and_values(c.get_database_backend(), sql, values);
     let rows = c.query_all_raw(statement).await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get::<Uuid>("", "pool_id")?, row.try_get::<Uuid>("", "queue_id")?, row.try_get::<Uuid>("", "run_id")?)))
-        .collect()
+    rows.iter().map(|row| Ok((row.try_get::<Uuid>("", "pool_id")?, row.try_get::<Uuid>("", "queue_id")?, row.try_get::<Uuid>("", "run_id")?))).collect()
 }
 
 /// `(queue name, pool id, pool name, pool type)` of a work queue, for event resources.
@@ -586,7 +576,13 @@ pub async fn resolve_queue(c: &impl ConnectionTrait, pool_name: &str, queue_name
 }
 
 /// Queues of every pool matching the filter, by name.
-pub async fn filter_all_queues(c: &impl ConnectionTrait, backend: Backend, filter: Option<&WorkQueueFilter>, limit: u64, offset: u64) -> Result<Vec<WorkQueue>> {
+pub async fn filter_all_queues(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    filter: Option<&WorkQueueFilter>,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<WorkQueue>> {
     let mut select = work_queue::Entity::find();
     if let Some(f) = filter {
         select = select.filter(query::work_queue_condition(backend, f));
@@ -616,9 +612,7 @@ pub async fn mark_stale_deployments_not_ready(c: &impl ConnectionTrait, cutoff: 
         .column_as(Expr::col((work_queue::Entity, work_queue::Column::LastPolled)), "queue_last_polled")
         .join(
             sea_orm::JoinType::LeftJoin,
-            sea_orm::RelationDef::from(
-                deployment::Entity::belongs_to(work_queue::Entity).from(deployment::Column::WorkQueueId).to(work_queue::Column::Id),
-            ),
+            sea_orm::RelationDef::from(deployment::Entity::belongs_to(work_queue::Entity).from(deployment::Column::WorkQueueId).to(work_queue::Column::Id)),
         )
         .filter(deployment::Column::Status.eq("READY"))
         .filter(deployment::Column::LastPolled.is_not_null())

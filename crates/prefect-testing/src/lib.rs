@@ -137,22 +137,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let state = ApiState::new(core.clone(), options.api.clone());
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
     let port = listener.local_addr().expect("local address").port();
-    let server = actix_web::HttpServer::new(move || prefect_api::app(state.clone()))
-        .workers(2)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
+    let server = actix_web::HttpServer::new(move || prefect_api::app(state.clone())).workers(2).disable_signals().listen(listener).expect("listen").run();
     let handle = server.handle();
     tokio::spawn(server);
-    TestApp {
-        api: format!("http://127.0.0.1:{port}/api"),
-        client: reqwest::Client::new(),
-        core,
-        shutdown,
-        server: handle,
-        db,
-    }
+    TestApp { api: format!("http://127.0.0.1:{port}/api"), client: reqwest::Client::new(), core, shutdown, server: handle, db }
 }
 
 impl TestApp {
@@ -192,8 +180,7 @@ impl TestApp {
 
     /// `POST` of raw bytes (for malformed-body tests).
     pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
-        let response =
-            self.client.post(self.url(path)).header("content-type", "application/json").body(body).send().await.expect("POST");
+        let response = self.client.post(self.url(path)).header("content-type", "application/json").body(body).send().await.expect("POST");
         read(response).await
     }
 
@@ -225,6 +212,7 @@ impl Drop for TestApp {
 async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("response body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+    let body =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
     (status, body)
 }

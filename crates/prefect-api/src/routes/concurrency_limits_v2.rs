@@ -3,8 +3,8 @@
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use prefect_domain::concurrency::{
-    ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, ConcurrencyLimitWithLeaseResponse,
-    ConcurrencyMode, GlobalConcurrencyLimitResponse, MinimalConcurrencyLimitResponse,
+    ConcurrencyLeaseHolder, ConcurrencyLimitV2, ConcurrencyLimitV2Create, ConcurrencyLimitV2Update, ConcurrencyLimitWithLeaseResponse, ConcurrencyMode,
+    GlobalConcurrencyLimitResponse, MinimalConcurrencyLimitResponse,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;

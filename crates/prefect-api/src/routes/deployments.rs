@@ -161,7 +161,12 @@ pub async fn delete_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResu
 /// Creates a flow run from the deployment (Scheduled now unless a state is given).
 #[utoipa::path(tag = "Deployments", request_body = DeploymentFlowRunCreate, responses((status = 201, body = FlowRun), (status = 200, body = FlowRun), (status = 404), (status = 409)))]
 #[post("/deployments/{id}/create_flow_run")]
-pub async fn create_flow_run_from_deployment(state: Data<ApiState>, client: Client, id: Path<Uuid>, body: Json<DeploymentFlowRunCreate>) -> ApiResult<HttpResponse> {
+pub async fn create_flow_run_from_deployment(
+    state: Data<ApiState>,
+    client: Client,
+    id: Path<Uuid>,
+    body: Json<DeploymentFlowRunCreate>,
+) -> ApiResult<HttpResponse> {
     let (run, was_created) = state.core.create_flow_run_from_deployment(*id, body.0, None, &client.0).await?;
     Ok(created_or_ok(was_created, &run))
 }

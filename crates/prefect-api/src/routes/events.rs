@@ -114,11 +114,7 @@ pub async fn count_events(state: Data<ApiState>, countable: Path<String>, body: 
 
 /// Whether the client asked for Prefect's subprotocol.
 fn offers_prefect_protocol(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all("sec-websocket-protocol")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == "prefect")
+    req.headers().get_all("sec-websocket-protocol").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|p| p.trim() == "prefect")
 }
 
 async fn close(session: Session, code: CloseCode, reason: &str) {

@@ -287,12 +287,8 @@ pub async fn download_logs(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<H
             message
         ));
     }
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv")
-        .insert_header(("Content-Disposition", format!("attachment; filename={}-logs.csv", run.name)))
-        .body(csv))
+    Ok(HttpResponse::Ok().content_type("text/csv").insert_header(("Content-Disposition", format!("attachment; filename={}-logs.csv", run.name))).body(csv))
 }
-
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct GraphQuery {

@@ -110,9 +110,9 @@ pub async fn paginate_task_runs(state: Data<ApiState>, body: Json<TaskRunPaginat
 #[post("/task_runs/history")]
 pub async fn task_run_history(state: Data<ApiState>, body: Json<HistoryBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
-    let interval = b.interval_seconds().ok_or_else(|| {
-        ApiError::invalid(&["body", "history_interval_seconds"], "Input should be a valid timedelta", b.history_interval_seconds.clone())
-    })?;
+    let interval = b
+        .interval_seconds()
+        .ok_or_else(|| ApiError::invalid(&["body", "history_interval_seconds"], "Input should be a valid timedelta", b.history_interval_seconds.clone()))?;
     Ok(ok(&state.core.task_run_history(b.history_start, b.history_end, interval, &b.filters).await?))
 }
 

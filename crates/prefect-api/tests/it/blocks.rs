@@ -99,7 +99,8 @@ async fn block_schemas_by_checksum_version_and_capabilities() {
     assert!(app.get("block_capabilities/").await.1.as_array().unwrap().contains(&json!("x-cap")));
     let (status, body) = app.post("block_schemas/", json!({"fields": {}, "block_type_id": uuid::Uuid::new_v4()})).await;
     assert_eq!(status, 404, "{body}");
-    let missing_reference = json!({"properties": {}, "block_schema_references": {"inner": {"block_type_slug": "no-such-type", "block_schema_checksum": "sha256:0"}}});
+    let missing_reference =
+        json!({"properties": {}, "block_schema_references": {"inner": {"block_type_slug": "no-such-type", "block_schema_checksum": "sha256:0"}}});
     assert_eq!(app.post("block_schemas/", json!({"fields": missing_reference, "block_type_id": type_id})).await.0, 409);
     assert_eq!(app.delete(&format!("block_schemas/{}", v2["id"].as_str().unwrap())).await.0, 204);
     assert_eq!(app.get(&format!("block_schemas/{}", v2["id"].as_str().unwrap())).await.0, 404);
@@ -138,7 +139,10 @@ async fn secrets_are_hidden_unless_asked_for() {
     let (_, secret_schemas) = app.post("block_schemas/filter", json!({"block_schemas": {"block_type_id": {"any_": [secret_type["id"]]}}})).await;
     let value = json!({"user": "me", "password": "p4ss"});
     let (status, secret) = app
-        .post("block_documents/", json!({"name": "json-secret", "data": {"value": value}, "block_schema_id": secret_schemas[0]["id"], "block_type_id": secret_type["id"]}))
+        .post(
+            "block_documents/",
+            json!({"name": "json-secret", "data": {"value": value}, "block_schema_id": secret_schemas[0]["id"], "block_type_id": secret_type["id"]}),
+        )
         .await;
     assert_eq!(status, 201, "{secret}");
     assert_eq!(secret["data"], json!({"value": "********"}));
@@ -170,7 +174,10 @@ async fn block_documents_crud_filter_count_and_errors() {
     let (_, like) = app.post("block_documents/filter", json!({"block_documents": {"name": {"like_": "ALP"}, "block_type_id": {"any_": [type_id]}}})).await;
     assert_eq!(names(&like), ["alpha"]);
     assert_eq!(app.post("block_documents/count", by_type.clone()).await.1, json!(2));
-    assert_eq!(app.post("block_documents/count", json!({"block_documents": {"is_anonymous": {"eq_": true}, "block_type_id": {"any_": [type_id]}}})).await.1, json!(1));
+    assert_eq!(
+        app.post("block_documents/count", json!({"block_documents": {"is_anonymous": {"eq_": true}, "block_type_id": {"any_": [type_id]}}})).await.1,
+        json!(1)
+    );
 
     let a_id = a["id"].as_str().unwrap();
     assert_eq!(app.patch(&format!("block_documents/{a_id}"), json!({"data": {"extra": 1}})).await.0, 204);
@@ -245,7 +252,10 @@ async fn default_result_storage_needs_a_writable_block() {
     let (_, fs_type) = app.get("block_types/slug/local-file-system").await;
     let (_, fs_schemas) = app.post("block_schemas/filter", json!({"block_schemas": {"block_type_id": {"any_": [fs_type["id"]]}}})).await;
     let (status, storage) = app
-        .post("block_documents/", json!({"name": "results", "data": {"basepath": "/tmp/results"}, "block_schema_id": fs_schemas[0]["id"], "block_type_id": fs_type["id"]}))
+        .post(
+            "block_documents/",
+            json!({"name": "results", "data": {"basepath": "/tmp/results"}, "block_schema_id": fs_schemas[0]["id"], "block_type_id": fs_type["id"]}),
+        )
         .await;
     assert_eq!(status, 201, "{storage}");
     let (status, set) = app.put("admin/storage", json!({"default_result_storage_block_id": storage["id"]})).await;

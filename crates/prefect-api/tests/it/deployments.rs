@@ -32,10 +32,36 @@ async fn deployment_crud_and_upsert() {
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     for field in [
-        "id", "created", "updated", "name", "version", "description", "flow_id", "paused", "schedules", "concurrency_limit",
-        "global_concurrency_limit", "concurrency_options", "job_variables", "parameters", "tags", "labels", "work_queue_name",
-        "work_queue_id", "last_polled", "parameter_openapi_schema", "path", "pull_steps", "entrypoint", "storage_document_id",
-        "infrastructure_document_id", "created_by", "updated_by", "work_pool_name", "status", "enforce_parameter_schema",
+        "id",
+        "created",
+        "updated",
+        "name",
+        "version",
+        "description",
+        "flow_id",
+        "paused",
+        "schedules",
+        "concurrency_limit",
+        "global_concurrency_limit",
+        "concurrency_options",
+        "job_variables",
+        "parameters",
+        "tags",
+        "labels",
+        "work_queue_name",
+        "work_queue_id",
+        "last_polled",
+        "parameter_openapi_schema",
+        "path",
+        "pull_steps",
+        "entrypoint",
+        "storage_document_id",
+        "infrastructure_document_id",
+        "created_by",
+        "updated_by",
+        "work_pool_name",
+        "status",
+        "enforce_parameter_schema",
     ] {
         assert!(created.get(field).is_some(), "missing {field}: {created}");
     }
@@ -120,9 +146,7 @@ async fn runs_from_deployments() {
     let (status, second) = app.post(&format!("deployments/{id}/create_flow_run"), json!({"idempotency_key": "k"})).await;
     assert_eq!((status, second["id"].clone()), (200, first["id"].clone()));
 
-    let (status, bulk) = app
-        .post(&format!("deployments/{id}/create_flow_run/bulk"), json!([{"parameters": {"x": 5}}, {"parameters": {"x": "bad"}}]))
-        .await;
+    let (status, bulk) = app.post(&format!("deployments/{id}/create_flow_run/bulk"), json!([{"parameters": {"x": 5}}, {"parameters": {"x": "bad"}}])).await;
     assert_eq!(status, 200, "{bulk}");
     assert_eq!(bulk["results"][0]["status"], "CREATED");
     assert_eq!(bulk["results"][1]["status"], "FAILED");

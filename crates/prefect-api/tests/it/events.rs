@@ -27,15 +27,24 @@ async fn events_are_persisted_filtered_paged_and_counted() {
     let app = spawn_app().await;
     let name = format!("test.{}", unique("evt"));
     let resource = format!("test.resource.{}", unique("r"));
-    let batch: Vec<Value> = (0..3).map(|_| event(&name, &resource, json!([{"prefect.resource.id": "test.related", "prefect.resource.role": "tester"}]))).collect();
+    let batch: Vec<Value> =
+        (0..3).map(|_| event(&name, &resource, json!([{"prefect.resource.id": "test.related", "prefect.resource.role": "tester"}]))).collect();
     assert_eq!(app.post("events", json!(batch)).await.0, 204);
     assert_eq!(app.post("events", json!(batch)).await.0, 204, "duplicates are accepted and ignored");
 
     let filter = json!({"filter": {"event": {"name": [name]}}, "limit": 2});
-    let page = app.eventually(10, || async { let (_, p) = app.post("events/filter", filter.clone()).await; (p["total"] == 3).then_some(p) }).await;
+    let page = app
+        .eventually(10, || async {
+            let (_, p) = app.post("events/filter", filter.clone()).await;
+            (p["total"] == 3).then_some(p)
+        })
+        .await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let next = page["next_page"].as_str().unwrap();
-    let (_, rest) = { let r = app.client.get(next).send().await.unwrap(); (r.status().as_u16(), r.json::<Value>().await.unwrap()) };
+    let (_, rest) = {
+        let r = app.client.get(next).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
     assert_eq!(rest["events"].as_array().unwrap().len(), 1);
     assert_eq!(rest["next_page"], Value::Null);
 
@@ -46,7 +55,12 @@ async fn events_are_persisted_filtered_paged_and_counted() {
     let (_, counts) = app.post("events/count-by/event", json!({"filter": {"event": {"name": [name]}}})).await;
     assert_eq!(counts[0]["value"], name);
     assert_eq!(counts[0]["count"], 3);
-    let (_, days) = app.post("events/count-by/day", json!({"filter": {"event": {"name": [name]}, "occurred": {"since": chrono::Utc::now() - chrono::TimeDelta::days(1), "until": chrono::Utc::now()}}})).await;
+    let (_, days) = app
+        .post(
+            "events/count-by/day",
+            json!({"filter": {"event": {"name": [name]}, "occurred": {"since": chrono::Utc::now() - chrono::TimeDelta::days(1), "until": chrono::Utc::now()}}}),
+        )
+        .await;
     assert_eq!(days.as_array().unwrap().iter().map(|d| d["count"].as_u64().unwrap()).sum::<u64>(), 3);
     assert_eq!(app.get("events/filter/next?page-token=bm90LWpzb24=").await.0, 403);
     assert_eq!(app.post("events", json!([{"id": uuid::Uuid::new_v4(), "occurred": chrono::Utc::now(), "event": "x", "resource": {}}])).await.0, 422);

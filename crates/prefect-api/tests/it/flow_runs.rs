@@ -100,7 +100,12 @@ async fn filters_cover_state_tags_names_times_and_parents() {
     let flow_id = flow(&app).await;
     let tag = unique("tag");
     let a = flow_run(&app, &flow_id, json!({"name": format!("{tag}-a"), "tags": [tag, "x"]})).await;
-    let b = flow_run(&app, &flow_id, json!({"name": format!("{tag}-b"), "tags": [tag], "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-01T00:00:00Z"}}})).await;
+    let b = flow_run(
+        &app,
+        &flow_id,
+        json!({"name": format!("{tag}-b"), "tags": [tag], "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2030-01-01T00:00:00Z"}}}),
+    )
+    .await;
     set_state(&app, "flow_runs", &id(&a), "RUNNING", false).await;
 
     let names = |runs: &serde_json::Value| runs.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
@@ -108,9 +113,15 @@ async fn filters_cover_state_tags_names_times_and_parents() {
     assert_eq!(names(&runs), [format!("{tag}-a")]);
     let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"any_": [tag]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})).await;
     assert_eq!(names(&runs), [format!("{tag}-b")]);
-    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"operator": "or_", "name": {"like_": format!("{tag}-a")}, "state": {"type": {"any_": ["SCHEDULED"]}}}, "sort": "NAME_ASC"})).await;
+    let (_, runs) = app
+        .post(
+            "flow_runs/filter",
+            json!({"flow_runs": {"operator": "or_", "name": {"like_": format!("{tag}-a")}, "state": {"type": {"any_": ["SCHEDULED"]}}}, "sort": "NAME_ASC"}),
+        )
+        .await;
     assert!(names(&runs).starts_with(&[format!("{tag}-a"), format!("{tag}-b")]));
-    let (_, runs) = app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"all_": [tag]}, "expected_start_time": {"after_": "2029-01-01T00:00:00Z"}}})).await;
+    let (_, runs) =
+        app.post("flow_runs/filter", json!({"flow_runs": {"tags": {"all_": [tag]}, "expected_start_time": {"after_": "2029-01-01T00:00:00Z"}}})).await;
     assert_eq!(names(&runs), [format!("{tag}-b")]);
     let (_, runs) = app.post("flow_runs/filter", json!({"flows": {"id": {"any_": [flow_id]}}, "sort": "EXPECTED_START_TIME_DESC"})).await;
     assert_eq!(runs.as_array().unwrap().len(), 2);
@@ -135,7 +146,10 @@ async fn update_labels_delete_and_history() {
     let now = chrono::Utc::now();
     let (start, end) = ((now - chrono::TimeDelta::hours(1)).to_rfc3339(), (now + chrono::TimeDelta::hours(1)).to_rfc3339());
     let (status, history) = app
-        .post("flow_runs/history", json!({"history_start": start, "history_end": end, "history_interval_seconds": 3600, "flow_runs": {"id": {"any_": [run_id]}}}))
+        .post(
+            "flow_runs/history",
+            json!({"history_start": start, "history_end": end, "history_interval_seconds": 3600, "flow_runs": {"id": {"any_": [run_id]}}}),
+        )
         .await;
     assert_eq!(status, 200, "{history}");
     let buckets = history.as_array().unwrap();
@@ -152,7 +166,8 @@ async fn subflow_states_are_mirrored_onto_the_parent_task_run() {
     let app = spawn_app().await;
     let flow_id = flow(&app).await;
     let parent = flow_run(&app, &flow_id, json!({"state": {"type": "RUNNING"}})).await;
-    let (status, task) = app.post("task_runs/", json!({"flow_run_id": parent["id"], "task_key": "child", "dynamic_key": "0", "state": {"type": "PENDING"}})).await;
+    let (status, task) =
+        app.post("task_runs/", json!({"flow_run_id": parent["id"], "task_key": "child", "dynamic_key": "0", "state": {"type": "PENDING"}})).await;
     assert_eq!(status, 201);
     let child = flow_run(&app, &flow_id, json!({"parent_task_run_id": task["id"]})).await;
     set_state(&app, "flow_runs", &id(&child), "RUNNING", false).await;

@@ -22,7 +22,8 @@ async fn logs_are_stored_in_batches_and_filtered() {
     let page = page.as_array().unwrap();
     assert_eq!(page.len(), 200);
     assert_eq!(page[0]["message"], "line 000", "TIMESTAMP_ASC is the default");
-    let (_, errors) = app.post("logs/filter", json!({"logs": {"flow_run_id": {"any_": [run_id]}, "level": {"ge_": 40}}, "sort": "TIMESTAMP_DESC", "limit": 200})).await;
+    let (_, errors) =
+        app.post("logs/filter", json!({"logs": {"flow_run_id": {"any_": [run_id]}, "level": {"ge_": 40}}, "sort": "TIMESTAMP_DESC", "limit": 200})).await;
     assert_eq!(errors.as_array().unwrap().len(), 125);
     assert_eq!(errors[0]["message"], "line 249");
     let (_, of_task) = app.post("logs/filter", json!({"logs": {"task_run_id": {"any_": [task_id]}}})).await;

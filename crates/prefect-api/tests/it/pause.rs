@@ -14,7 +14,8 @@ async fn paused_run(app: &TestApp, details: Value) -> String {
     if let (Some(target), Value::Object(more)) = (state_details.as_object_mut(), details) {
         target.extend(more);
     }
-    let (status, result) = app.post(&format!("flow_runs/{run_id}/set_state"), json!({"state": {"type": "PAUSED", "name": "Paused", "state_details": state_details}})).await;
+    let (status, result) =
+        app.post(&format!("flow_runs/{run_id}/set_state"), json!({"state": {"type": "PAUSED", "name": "Paused", "state_details": state_details}})).await;
     assert_eq!((status, result["status"].clone()), (201, json!("ACCEPT")), "{result}");
     run_id
 }
@@ -24,7 +25,8 @@ async fn resume_validates_run_input_against_the_stored_schema() {
     let app = spawn_app().await;
     let keyset = json!({"description": "k-description", "response": "k-response", "schema": "k-schema"});
     let run_id = paused_run(&app, json!({"run_input_keyset": keyset})).await;
-    let schema = json!({"title": "Answer", "type": "object", "properties": {"number": {"type": "integer"}, "note": {"type": "string"}}, "required": ["number"]});
+    let schema =
+        json!({"title": "Answer", "type": "object", "properties": {"number": {"type": "integer"}, "note": {"type": "string"}}, "required": ["number"]});
     let (status, _) = app.post(&format!("flow_runs/{run_id}/input"), json!({"key": "k-schema", "value": schema.to_string()})).await;
     assert_eq!(status, 201);
 
@@ -35,8 +37,9 @@ async fn resume_validates_run_input_against_the_stored_schema() {
     assert_eq!(rejected["state"]["type"], "PAUSED");
     let (_, missing) = app.post(&format!("flow_runs/{run_id}/resume"), json!({"run_input": {}})).await;
     assert_eq!(missing["details"]["reason"], "Reason: Validation failed. Failure reason: 'number' is a required property");
-    let (_, unknown_variable) =
-        app.post(&format!("flow_runs/{run_id}/resume"), json!({"run_input": {"number": {"__prefect_kind": "workspace_variable", "variable_name": "nope"}}})).await;
+    let (_, unknown_variable) = app
+        .post(&format!("flow_runs/{run_id}/resume"), json!({"run_input": {"number": {"__prefect_kind": "workspace_variable", "variable_name": "nope"}}}))
+        .await;
     assert_eq!(unknown_variable["details"]["reason"], "Error hydrating run input: Variable 'nope' not found in workspace.");
 
     // Placeholders are hydrated (here from a workspace variable) before validating.
@@ -49,7 +52,10 @@ async fn resume_validates_run_input_against_the_stored_schema() {
 
     let (status, not_paused) = app.post(&format!("flow_runs/{run_id}/resume"), json!({})).await;
     assert_eq!(status, 200);
-    assert_eq!(not_paused, json!({"state": null, "status": "ABORT", "details": {"type": "abort_details", "reason": "Cannot resume a flow run that is not paused."}}));
+    assert_eq!(
+        not_paused,
+        json!({"state": null, "status": "ABORT", "details": {"type": "abort_details", "reason": "Cannot resume a flow run that is not paused."}})
+    );
     assert_eq!(app.post(&format!("flow_runs/{}/resume", uuid::Uuid::new_v4()), json!({})).await.0, 404);
 }
 

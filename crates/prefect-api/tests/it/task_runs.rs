@@ -26,7 +26,8 @@ async fn task_runs_dedupe_on_natural_key_and_orchestrate() {
 
     let (_, found) = app.post("task_runs/filter", json!({"flow_runs": {"id": {"any_": [run["id"]]}}, "task_runs": {"tags": {"all_": ["a"]}}})).await;
     assert_eq!(found.as_array().unwrap().len(), 1);
-    let (_, count) = app.post("task_runs/count", json!({"task_runs": {"state": {"type": {"any_": ["COMPLETED"]}}, "flow_run_id": {"any_": [run["id"]]}}})).await;
+    let (_, count) =
+        app.post("task_runs/count", json!({"task_runs": {"state": {"type": {"any_": ["COMPLETED"]}}, "flow_run_id": {"any_": [run["id"]]}}})).await;
     assert_eq!(count, json!(1));
     let (_, page) = app.post("task_runs/paginate", json!({"flow_runs": {"id": {"any_": [run["id"]]}}, "limit": 1})).await;
     assert_eq!(page["count"], 1);

@@ -14,8 +14,8 @@ use prefect_domain::block::{
 use prefect_domain::events::{RESOURCE_NAME, RESOURCE_ROLE, Resource};
 use prefect_domain::sorts::BlockDocumentSort;
 use prefect_domain::time::{self, DateTime};
-use prefect_storage::blocks::{self, DocumentRow, NewDocument, NewSchema, SchemaRow};
 use prefect_storage::ConnectionTrait;
+use prefect_storage::blocks::{self, DocumentRow, NewDocument, NewSchema, SchemaRow};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -45,9 +45,10 @@ fn type_event(action: &str, t: &BlockType) -> prefect_domain::events::ReceivedEv
 fn document_event(action: &str, d: &BlockDocument) -> prefect_domain::events::ReceivedEvent {
     let secret: HashSet<String> = d.block_schema.as_ref().map(BlockSchema::secret_fields).unwrap_or_default().into_iter().collect();
     let data: Map<String, Value> = d.data.iter().filter(|(k, v)| !secret.contains(*k) && v.is_string()).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let schema = d.block_schema.as_ref().map(|s| {
-        json!({"capabilities": s.capabilities, "block_type": {"id": d.block_type_id, "name": d.block_type_name.clone().unwrap_or_default()}})
-    });
+    let schema = d
+        .block_schema
+        .as_ref()
+        .map(|s| json!({"capabilities": s.capabilities, "block_type": {"id": d.block_type_id, "name": d.block_type_name.clone().unwrap_or_default()}}));
     let mut block_type = Resource::with_id(format!("prefect.block-type.{}", d.block_type_id)).label(RESOURCE_ROLE, "block-type");
     if let Some(name) = &d.block_type_name {
         block_type = block_type.label(RESOURCE_NAME, name.clone());
@@ -250,11 +251,7 @@ impl<'c, C: ConnectionTrait> Assembler<'c, C> {
 }
 
 fn secret_fields_of(fields: &Map<String, Value>) -> Vec<String> {
-    fields
-        .get("secret_fields")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
+    fields.get("secret_fields").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 /// Creates a schema (and, from `definitions`, any nested schema not yet known) unless one with
@@ -319,7 +316,10 @@ async fn create_schema_tree(
                     })?;
                     let child_fields = child_fields(definitions, &fields, name, &block_type.slug).ok_or_else(|| Error::Invalid {
                         field: None,
-                        message: format!("Unable to create nested block schema for block type {} due to missing definition.", crate::variables::py_repr(&block_type.name)),
+                        message: format!(
+                            "Unable to create nested block schema for block type {} due to missing definition.",
+                            crate::variables::py_repr(&block_type.name)
+                        ),
                     })?;
                     let nested = BlockSchemaCreate {
                         fields: child_fields,
@@ -502,9 +502,8 @@ impl Core {
         let now = time::now();
         let (data, references) = separate_references(&create.data)?;
         let txn = self.db().begin_write().await?;
-        let block_type = blocks::read_type(&txn, create.block_type_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("Block type {} not found.", create.block_type_id)))?;
+        let block_type =
+            blocks::read_type(&txn, create.block_type_id).await?.ok_or_else(|| Error::not_found(format!("Block type {} not found.", create.block_type_id)))?;
         let name = match create.name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => {
                 if blocks::document_name_taken(&txn, create.block_type_id, name).await? {
@@ -546,17 +545,16 @@ impl Core {
             is_anonymous: None,
             ..Default::default()
         };
-        let mut found = self.filter_block_documents_unlimited(Some(&documents), Some(&types), None, include_secrets, BlockDocumentSort::NameAsc, Some(1), 0).await?;
+        let mut found =
+            self.filter_block_documents_unlimited(Some(&documents), Some(&types), None, include_secrets, BlockDocumentSort::NameAsc, Some(1), 0).await?;
         found.pop().ok_or_else(|| Error::not_found(DOCUMENT_NOT_FOUND))
     }
 
     /// The named documents of the block type `slug`.
     pub async fn read_block_documents_of_type(&self, slug: &str, include_secrets: bool) -> Result<Vec<BlockDocument>> {
         let block_type = self.read_block_type_by_slug(slug).await?;
-        let documents = BlockDocumentFilter {
-            block_type_id: Some(prefect_domain::block::AnyIdFilter { any_: Some(vec![block_type.id]) }),
-            ..Default::default()
-        };
+        let documents =
+            BlockDocumentFilter { block_type_id: Some(prefect_domain::block::AnyIdFilter { any_: Some(vec![block_type.id]) }), ..Default::default() };
         self.filter_block_documents_unlimited(Some(&documents), None, None, include_secrets, BlockDocumentSort::NameAsc, None, 0).await
     }
 

@@ -21,17 +21,11 @@ fn occurrences_match_prefect() {
     let mut checked = 0;
     for case in cases {
         let input = &case["input"];
-        let schedule: Schedule =
-            serde_json::from_value(input.clone()).unwrap_or_else(|e| panic!("{input}: {e}"));
-        let schedule = schedule
-            .validated()
-            .unwrap_or_else(|e| panic!("{input}: {e}"));
+        let schedule: Schedule = serde_json::from_value(input.clone()).unwrap_or_else(|e| panic!("{input}: {e}"));
+        let schedule = schedule.validated().unwrap_or_else(|e| panic!("{input}: {e}"));
         let dumped = serde_json::to_value(&schedule).unwrap();
         if dumped != case["dump"] {
-            failures.push(format!(
-                "{input}\n  dump: ours {dumped}\n        prefect {}",
-                case["dump"]
-            ));
+            failures.push(format!("{input}\n  dump: ours {dumped}\n        prefect {}", case["dump"]));
         }
         for query in case["queries"].as_array().unwrap() {
             let n = query["n"].as_u64().map(|n| n as usize);
@@ -40,23 +34,12 @@ fn occurrences_match_prefect() {
             let ours = schedule.get_dates(n, start, end);
             checked += 1;
             let expected: Vec<DateTime<Utc>> = match query.get("dates") {
-                Some(dates) => dates
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| utc(d.as_str().unwrap()))
-                    .collect(),
+                Some(dates) => dates.as_array().unwrap().iter().map(|d| utc(d.as_str().unwrap())).collect(),
                 // Prefect raised; we return no dates.
                 None => Vec::new(),
             };
             if ours != expected {
-                let show = |v: &[DateTime<Utc>]| {
-                    v.iter()
-                        .take(12)
-                        .map(|d| d.format("%m-%dT%H:%M:%S%.f").to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                };
+                let show = |v: &[DateTime<Utc>]| v.iter().take(12).map(|d| d.format("%m-%dT%H:%M:%S%.f").to_string()).collect::<Vec<_>>().join(" ");
                 failures.push(format!(
                     "{input} n={n:?} start={start} end={end:?}\n  ours    ({}) {}\n  prefect ({}) {}",
                     ours.len(),
@@ -67,14 +50,6 @@ fn occurrences_match_prefect() {
             }
         }
     }
-    assert!(
-        checked > 2000,
-        "golden file looks truncated: {checked} queries"
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {checked} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(checked > 2000, "golden file looks truncated: {checked} queries");
+    assert!(failures.is_empty(), "{} of {checked} mismatches:\n{}", failures.len(), failures.join("\n"));
 }

@@ -173,11 +173,7 @@ async fn before_hooks_run_in_policy_order_and_after_hooks_in_reverse() {
     let log = Log::default();
     let mut ctx = start_ctx();
     let proposed = ctx.proposed_state.clone();
-    run_probes(
-        &mut ctx,
-        vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Pass, &log), Probe::new("U", Action::Pass, &log).universal()],
-    )
-    .await;
+    run_probes(&mut ctx, vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Pass, &log), Probe::new("U", Action::Pass, &log).universal()]).await;
     assert_eq!(entries(&log), ["A.before", "B.before", "U.before", "U.after", "B.after", "A.after"]);
     assert_accepted(&ctx);
     assert_eq!(ctx.validated_state, proposed);
@@ -233,10 +229,7 @@ async fn rules_that_do_not_govern_the_transition_are_never_entered() {
     let mut first_state = flow_ctx(flow_run(), None, proposal(Pending));
     run_probes(
         &mut first_state,
-        vec![
-            Probe::new("D", Action::Abort, &log).governing(StateSet::of(&StateType::ALL), StateSet::ALL),
-            Probe::new("E", Action::Pass, &log),
-        ],
+        vec![Probe::new("D", Action::Abort, &log).governing(StateSet::of(&StateType::ALL), StateSet::ALL), Probe::new("E", Action::Pass, &log)],
     )
     .await;
     assert_eq!(entries(&log), ["E.before", "E.after"], "a run without state is only matched by sets with 'no state'");
@@ -246,11 +239,7 @@ async fn rules_that_do_not_govern_the_transition_are_never_entered() {
 async fn renaming_does_not_change_the_transition() {
     let log = Log::default();
     let mut ctx = start_ctx();
-    run_probes(
-        &mut ctx,
-        vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Rename, &log), Probe::new("C", Action::Pass, &log)],
-    )
-    .await;
+    run_probes(&mut ctx, vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Rename, &log), Probe::new("C", Action::Pass, &log)]).await;
     assert_eq!(entries(&log), ["A.before", "B.before", "C.before", "C.after", "B.after", "A.after"]);
     assert_accepted(&ctx);
     assert_eq!(validated(&ctx).name(), "Renamed");
@@ -260,15 +249,8 @@ async fn renaming_does_not_change_the_transition() {
 async fn rejecting_with_the_same_state_type_keeps_the_transition() {
     let log = Log::default();
     let mut ctx = start_ctx();
-    run_probes(
-        &mut ctx,
-        vec![
-            Probe::new("A", Action::Pass, &log),
-            Probe::new("B", Action::Reject(Some(Running)), &log),
-            Probe::new("C", Action::Pass, &log),
-        ],
-    )
-    .await;
+    run_probes(&mut ctx, vec![Probe::new("A", Action::Pass, &log), Probe::new("B", Action::Reject(Some(Running)), &log), Probe::new("C", Action::Pass, &log)])
+        .await;
     assert_eq!(entries(&log), ["A.before", "B.before", "C.before", "C.after", "B.after", "A.after"]);
     assert_eq!(ctx.response_status, SetStateStatus::Reject);
     assert_eq!(validated(&ctx).state_type, Running);
@@ -280,10 +262,7 @@ async fn rule_that_moves_the_transition_outside_its_to_states_runs_no_exit_hook(
     let mut ctx = start_ctx();
     run_probes(
         &mut ctx,
-        vec![
-            Probe::new("Wide", Action::Pass, &log),
-            Probe::new("Narrow", Action::Reject(None), &log).governing(StateSet::ALL, StateSet::of(&[Running])),
-        ],
+        vec![Probe::new("Wide", Action::Pass, &log), Probe::new("Narrow", Action::Reject(None), &log).governing(StateSet::ALL, StateSet::of(&[Running]))],
     )
     .await;
     assert_eq!(entries(&log), ["Wide.before", "Narrow.before", "Wide.cleanup"]);
@@ -296,9 +275,7 @@ async fn rule_that_moves_the_transition_outside_its_to_states_runs_no_exit_hook(
 
 #[tokio::test]
 async fn answers_that_write_nothing_leave_the_current_state() {
-    for (action, status) in
-        [(Action::Delay, SetStateStatus::Wait), (Action::Abort, SetStateStatus::Abort), (Action::Reject(None), SetStateStatus::Reject)]
-    {
+    for (action, status) in [(Action::Delay, SetStateStatus::Wait), (Action::Abort, SetStateStatus::Abort), (Action::Reject(None), SetStateStatus::Reject)] {
         let log = Log::default();
         let mut ctx = start_ctx();
         run_probes(&mut ctx, vec![Probe::new("A", Action::Pass, &log), Probe::new("B", action, &log)]).await;
@@ -360,10 +337,7 @@ async fn lease_given_back_on_fizzle_is_not_left_on_the_written_state() {
     let mut store = store();
     let deployment = deployment_with_limit(&mut store, 1, CollisionStrategy::Enqueue);
     let mut ctx = flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), proposal(Pending));
-    let rules = vec![
-        TestRule::Flow(FlowRule::secure_flow_concurrency_slots()),
-        TestRule::Probe(Probe::new("Retype", Action::Retype(Cancelled), &log)),
-    ];
+    let rules = vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Retype", Action::Retype(Cancelled), &log))];
     orchestrate(&mut ctx, &mut store, rules).await.expect("orchestration succeeds");
     assert_eq!(reject_reason(&ctx), "Retype retypes");
     assert_eq!(validated(&ctx).state_type, Cancelled);
@@ -378,8 +352,7 @@ async fn real_rule_keeps_its_slot_when_the_transition_stands() {
     let mut store = store();
     let deployment = deployment_with_limit(&mut store, 1, CollisionStrategy::Enqueue);
     let mut ctx = flow_ctx(deployment_run(deployment.id), Some(scheduled("Scheduled", now())), proposal(Pending));
-    let rules =
-        vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Rename", Action::Rename, &log))];
+    let rules = vec![TestRule::Flow(FlowRule::secure_flow_concurrency_slots()), TestRule::Probe(Probe::new("Rename", Action::Rename, &log))];
     orchestrate(&mut ctx, &mut store, rules).await.expect("orchestration succeeds");
     assert_eq!(active_slots(&store, deployment.limit_id), 1);
     assert_eq!(store.leases.len(), 1);
@@ -430,9 +403,7 @@ fn policies_list_prefects_rules_in_prefects_order() {
         "ReleaseFlowConcurrencySlots",
     ];
     let late_flow = ["EnsureOnlyScheduledFlowsMarkedLate", "EnforceDeploymentConcurrencyOnLate", "InstrumentFlowRunStateTransitions"];
-    for (policy, rules) in
-        [(FlowPolicy::Core, &core_flow[..]), (FlowPolicy::Minimal, &minimal_flow[..]), (FlowPolicy::MarkLateRuns, &late_flow[..])]
-    {
+    for (policy, rules) in [(FlowPolicy::Core, &core_flow[..]), (FlowPolicy::Minimal, &minimal_flow[..]), (FlowPolicy::MarkLateRuns, &late_flow[..])] {
         let expected: Vec<&str> = rules.iter().chain(&global_flow).copied().collect();
         assert_eq!(flow_rule_names(policy), expected, "{policy:?}");
     }
@@ -466,9 +437,7 @@ fn policies_list_prefects_rules_in_prefects_order() {
         "EnqueueScheduledTasks",
     ];
     let minimal_task = ["ReleaseTaskConcurrencySlots"];
-    for (policy, rules) in
-        [(TaskPolicy::Core, &core_task[..]), (TaskPolicy::Minimal, &minimal_task[..]), (TaskPolicy::Background, &background_task[..])]
-    {
+    for (policy, rules) in [(TaskPolicy::Core, &core_task[..]), (TaskPolicy::Minimal, &minimal_task[..]), (TaskPolicy::Background, &background_task[..])] {
         let expected: Vec<&str> = rules.iter().chain(&global_task).copied().collect();
         assert_eq!(task_rule_names(policy), expected, "{policy:?}");
     }
@@ -476,12 +445,8 @@ fn policies_list_prefects_rules_in_prefects_order() {
 
 #[test]
 fn only_bookkeeping_and_slot_release_rules_are_universal() {
-    let universal: Vec<&str> = FlowPolicy::Core
-        .rules()
-        .iter()
-        .filter(|r| Rule::<FlowRunData, MemoryStore>::is_universal(*r))
-        .map(Rule::<FlowRunData, MemoryStore>::name)
-        .collect();
+    let universal: Vec<&str> =
+        FlowPolicy::Core.rules().iter().filter(|r| Rule::<FlowRunData, MemoryStore>::is_universal(*r)).map(Rule::<FlowRunData, MemoryStore>::name).collect();
     assert_eq!(
         universal,
         [

@@ -441,10 +441,7 @@ async fn run_that_lost_its_slot_is_cancelled_at_running() {
     assert_eq!(reject_reason(&ctx), "Deployment concurrency limit reached after lease expiry.");
     let state = validated(&ctx);
     assert_eq!(state.state_type, Cancelled);
-    assert_eq!(
-        state.message.as_deref(),
-        Some("Deployment concurrency slot lost during provisioning - no slots available to continue execution")
-    );
+    assert_eq!(state.message.as_deref(), Some("Deployment concurrency slot lost during provisioning - no slots available to continue execution"));
     assert_eq!(ctx.run.run_count, 0, "the run never started");
     assert!(lease(&store, other_run_lease).is_some(), "the slot holder's lease is untouched");
 }
@@ -904,9 +901,7 @@ async fn pause_without_a_key_records_a_generated_one() {
 
 #[tokio::test]
 async fn a_pause_that_already_fired_is_rejected() {
-    for (proposed, reason) in
-        [(pause(Some("approval")), "This pause has already fired."), (suspend("approval"), "This suspend has already fired.")]
-    {
+    for (proposed, reason) in [(pause(Some("approval")), "This pause has already fired."), (suspend("approval"), "This suspend has already fired.")] {
         let mut store = store();
         let deployment_id = deployment_without_limit(&mut store);
         let mut run = deployment_run(deployment_id);
@@ -985,8 +980,7 @@ async fn accepted_pause_clears_the_inputs_it_will_wait_for() {
     assert_accepted(&ctx);
     let mut deleted = store.deleted_inputs.clone();
     deleted.sort();
-    let expected: Vec<(Uuid, String)> =
-        ["paused-1-description", "paused-1-response", "paused-1-schema"].iter().map(|k| (run_id, (*k).to_owned())).collect();
+    let expected: Vec<(Uuid, String)> = ["paused-1-description", "paused-1-response", "paused-1-schema"].iter().map(|k| (run_id, (*k).to_owned())).collect();
     assert_eq!(deleted, expected);
 }
 
@@ -1159,13 +1153,8 @@ async fn start_at_or_after_the_scheduled_time_is_accepted() {
 fn retrying_run(run_count: i64, retries: Option<i64>) -> prefect_orchestration::FlowRunData {
     let mut run = flow_run();
     run.run_count = run_count;
-    run.empirical_policy = FlowRunPolicy {
-        retries,
-        retry_delay: Some(10),
-        pause_keys: Some(vec!["pause-1".to_owned()]),
-        resuming: Some(true),
-        ..FlowRunPolicy::default()
-    };
+    run.empirical_policy =
+        FlowRunPolicy { retries, retry_delay: Some(10), pause_keys: Some(vec!["pause-1".to_owned()]), resuming: Some(true), ..FlowRunPolicy::default() };
     run
 }
 

@@ -6,9 +6,7 @@ use prefect_domain::state::{SetStateStatus, State, StateDetails, StateResponseDe
 use prefect_domain::time::DateTime;
 use prefect_orchestration::store::{CollisionStrategy, DeploymentConcurrency, ParentFlowRun};
 use prefect_orchestration::testing::MemoryStore;
-use prefect_orchestration::{
-    Context, FlowPolicy, FlowRunData, OrchestrationStore, TaskPolicy, TaskRunData, orchestrate_flow, orchestrate_task,
-};
+use prefect_orchestration::{Context, FlowPolicy, FlowRunData, OrchestrationStore, TaskPolicy, TaskRunData, orchestrate_flow, orchestrate_task};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -132,9 +130,7 @@ pub fn deployment_with_limit(store: &mut MemoryStore, slots: i64, strategy: Coll
 /// Registers a deployment without a concurrency limit.
 pub fn deployment_without_limit(store: &mut MemoryStore) -> Uuid {
     let id = Uuid::now_v7();
-    store
-        .deployments
-        .insert(id, DeploymentConcurrency { limit: None, collision_strategy: CollisionStrategy::Enqueue, grace_period_seconds: None });
+    store.deployments.insert(id, DeploymentConcurrency { limit: None, collision_strategy: CollisionStrategy::Enqueue, grace_period_seconds: None });
     id
 }
 
@@ -200,9 +196,7 @@ pub fn abort_reason<R>(ctx: &Context<R>) -> String {
 /// `(delay_seconds, reason)` of a WAIT.
 pub fn wait_details<R>(ctx: &Context<R>) -> (i64, String) {
     match (&ctx.response_status, &ctx.response_details) {
-        (SetStateStatus::Wait, StateResponseDetails::WaitDetails { delay_seconds, reason: Some(reason) }) => {
-            (*delay_seconds, reason.clone())
-        }
+        (SetStateStatus::Wait, StateResponseDetails::WaitDetails { delay_seconds, reason: Some(reason) }) => (*delay_seconds, reason.clone()),
         other => panic!("expected a wait, got {other:?}"),
     }
 }

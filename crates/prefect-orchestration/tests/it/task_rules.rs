@@ -110,8 +110,7 @@ async fn cache_hit_bypasses_the_other_running_rules() {
 async fn completion_with_cache_key_is_cached() {
     let mut store = store();
     let expiration = now() + secs(3600);
-    let proposed =
-        with_cache_key(proposal(Completed), "answer").with_data(persisted_result()).with_details(|d| d.cache_expiration = Some(expiration));
+    let proposed = with_cache_key(proposal(Completed), "answer").with_data(persisted_result()).with_details(|d| d.cache_expiration = Some(expiration));
     let mut ctx = task_ctx(task_run(), Some(current(Running)), proposed);
     run_task(&mut ctx, &mut store).await;
     assert_accepted(&ctx);
@@ -613,11 +612,8 @@ async fn jitter_without_delay_retries_immediately() {
 
 #[tokio::test]
 async fn reruns_are_renamed_by_how_they_came_back() {
-    let cases = [
-        (1, State::awaiting_retry(now() - secs(1), now() - secs(60)), "Retrying"),
-        (1, current(Pending), "Rerunning"),
-        (0, current(Pending), "Running"),
-    ];
+    let cases =
+        [(1, State::awaiting_retry(now() - secs(1), now() - secs(60)), "Retrying"), (1, current(Pending), "Rerunning"), (0, current(Pending), "Running")];
     for (run_count, initial, name) in cases {
         let mut store = store();
         let mut run = task_run();
@@ -699,10 +695,7 @@ async fn background_task_carries_its_parameters_id_into_running() {
 
 #[tokio::test]
 async fn scheduled_deferred_task_is_handed_to_task_workers() {
-    let cases = [
-        (None, State::scheduled("Scheduled", now(), now()), false),
-        (Some(current(Running)), State::awaiting_retry(now() + secs(5), now()), true),
-    ];
+    let cases = [(None, State::scheduled("Scheduled", now(), now()), false), (Some(current(Running)), State::awaiting_retry(now() + secs(5), now()), true)];
     for (initial, proposed, retry) in cases {
         let mut store = store();
         let run = TaskRunData { task_key: "say_hello-3f2a".to_owned(), ..task_run() };
