@@ -142,6 +142,16 @@ pub fn path_error(_err: actix_web::error::PathError, _req: &HttpRequest) -> acti
     ApiError::RouteNotFound.into()
 }
 
+/// Reads an embedded body field sent as `null` as its default, as FastAPI does for
+/// body parameters with defaults (`"offset": null` means offset 0).
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,14 +194,4 @@ mod tests {
     fn empty_body_is_an_empty_object() {
         assert!(parse_json::<std::collections::HashMap<String, Value>>(b"").unwrap().is_empty());
     }
-}
-
-/// Reads an embedded body field sent as `null` as its default, as FastAPI does for
-/// body parameters with defaults (`"offset": null` means offset 0).
-pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de> + Default,
-{
-    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
 }

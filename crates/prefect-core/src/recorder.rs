@@ -76,16 +76,16 @@ fn parse_iso_duration(s: &str) -> Option<f64> {
     let mut number = String::new();
     for c in days_part.chars() {
         match c {
-            'D' => total += number.drain(..).collect::<String>().parse::<f64>().ok()? * 86_400.0,
-            'W' => total += number.drain(..).collect::<String>().parse::<f64>().ok()? * 604_800.0,
+            'D' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 86_400.0,
+            'W' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 604_800.0,
             _ => number.push(c),
         }
     }
     for c in time_part.chars() {
         match c {
-            'H' => total += number.drain(..).collect::<String>().parse::<f64>().ok()? * 3600.0,
-            'M' => total += number.drain(..).collect::<String>().parse::<f64>().ok()? * 60.0,
-            'S' => total += number.drain(..).collect::<String>().parse::<f64>().ok()?,
+            'H' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 3600.0,
+            'M' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 60.0,
+            'S' => total += std::mem::take(&mut number).parse::<f64>().ok()?,
             _ => number.push(c),
         }
     }

@@ -194,6 +194,7 @@ impl Default for OrchestrationSettings {
 
 /// Something that happened during orchestration that the caller acts on after committing.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per transition, consumed right after commit
 pub enum Effect {
     /// A flow run entered a new state: emit `prefect.flow-run.<state name>`.
     FlowRunStateChanged { initial: Option<State>, validated: State },

@@ -61,6 +61,7 @@ pub trait Rule<R, S: OrchestrationStore>: Send {
     /// The rule's name, as in Prefect's policies.
     fn name(&self) -> &'static str;
     /// Transitions the rule governs; universal transforms govern all.
+    #[allow(clippy::wrong_self_convention)] // Prefect's FROM_STATES, paired with `to_states`
     fn from_states(&self) -> StateSet {
         StateSet::ALL
     }

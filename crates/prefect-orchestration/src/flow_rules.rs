@@ -214,7 +214,9 @@ impl<S: OrchestrationStore> Rule<FlowRunData, S> for FlowRule {
     async fn after(&mut self, ctx: &mut Ctx, store: &mut S) -> Result<(), StoreError> {
         match self {
             FlowRule::RemoveDeploymentConcurrencyLeaseForOldClientVersions => {
-                let Some(initial) = &ctx.initial_state else { return Ok(()) };
+                let Some(initial) = &ctx.initial_state else {
+                    return Ok(());
+                };
                 let modern = ctx.client_version.as_deref().and_then(Version::parse).is_some_and(|v| v >= MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING);
                 if !modern && let Some(lease_id) = initial.state_details.deployment_concurrency_lease_id {
                     store.revoke_lease(lease_id).await?;
@@ -266,7 +268,9 @@ impl<S: OrchestrationStore> Rule<FlowRunData, S> for FlowRule {
                 }
             }
             FlowRule::SecureFlowConcurrencySlots { acquired_limit_id, acquired_lease_id } => {
-                let Some(limit_id) = acquired_limit_id.take() else { return Ok(()) };
+                let Some(limit_id) = acquired_limit_id.take() else {
+                    return Ok(());
+                };
                 match acquired_lease_id.take() {
                     Some(lease_id) => {
                         release_concurrency_lease(store, lease_id, Some(&[limit_id]), 1).await?;
@@ -293,7 +297,9 @@ fn preserve_deployment_concurrency_lease_id(ctx: &mut Ctx) {
 }
 
 fn prevent_duplicate_transitions(ctx: &mut Ctx) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     if let (Some(a), Some(b)) = (initial.state_details.transition_id, proposed.state_details.transition_id)
         && a == b
     {
@@ -302,7 +308,9 @@ fn prevent_duplicate_transitions(ctx: &mut Ctx) {
 }
 
 fn handle_terminal_before(ctx: &mut Ctx, original_policy: &mut Option<FlowRunPolicy>) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     *original_policy = Some(ctx.run.empirical_policy.clone());
     if matches!(proposed.state_type, Cancelling | Paused | Crashed) {
         let reason = format!("Run is already in terminal state {}.", initial.state_type);
@@ -332,14 +340,18 @@ fn handle_terminal_before(ctx: &mut Ctx, original_policy: &mut Option<FlowRunPol
 }
 
 fn prevent_result_data_loss(ctx: &mut Ctx) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     if initial.state_type == Completed && initial.has_persisted_result() && proposed.state_type == Completed && !proposed.has_persisted_result() {
         ctx.reject(None, "Cannot overwrite a COMPLETED state that carries persisted result data with one that does not.");
     }
 }
 
 fn bypass_cancelling_with_no_infra(ctx: &mut Ctx) {
-    let (Some(initial), Some(_)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(_)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     let now = ctx.now;
     if (initial.state_type == Scheduled && ctx.run.infrastructure_pid.as_deref().is_none_or(str::is_empty)) || initial.name() == "Resuming" {
         ctx.reject(Some(State::new(Cancelled, now)), "Scheduled flow run has no infrastructure to terminate.");
@@ -353,17 +365,27 @@ fn lease_ttl(grace_period_seconds: Option<f64>, ctx: &Ctx) -> f64 {
 }
 
 async fn validate_deployment_concurrency_at_running<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S) -> Result<(), StoreError> {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &mut ctx.proposed_state) else { return Ok(()) };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &mut ctx.proposed_state) else {
+        return Ok(());
+    };
     let lease_id = initial.state_details.deployment_concurrency_lease_id;
     proposed.state_details.deployment_concurrency_lease_id = lease_id;
-    let Some(lease_id) = lease_id else { return Ok(()) };
+    let Some(lease_id) = lease_id else {
+        return Ok(());
+    };
     let client = ctx.client_version.as_deref().and_then(Version::parse).unwrap_or(Version(2, 0, 0));
     if client < MIN_CLIENT_VERSION_FOR_CONCURRENCY_LIMIT_LEASING {
         return Ok(());
     }
-    let Some(deployment_id) = ctx.run.deployment_id else { return Ok(()) };
-    let Some(deployment) = store.deployment_concurrency(deployment_id).await? else { return Ok(()) };
-    let Some(limit) = deployment.limit else { return Ok(()) };
+    let Some(deployment_id) = ctx.run.deployment_id else {
+        return Ok(());
+    };
+    let Some(deployment) = store.deployment_concurrency(deployment_id).await? else {
+        return Ok(());
+    };
+    let Some(limit) = deployment.limit else {
+        return Ok(());
+    };
     let ttl = lease_ttl(deployment.grace_period_seconds, ctx);
     if store.renew_lease(lease_id, ttl).await? {
         return Ok(());
@@ -390,7 +412,9 @@ async fn secure_flow_concurrency_slots<S: OrchestrationStore>(
     acquired_limit_id: &mut Option<Uuid>,
     acquired_lease_id: &mut Option<Uuid>,
 ) -> Result<(), StoreError> {
-    let Some(deployment_id) = ctx.run.deployment_id else { return Ok(()) };
+    let Some(deployment_id) = ctx.run.deployment_id else {
+        return Ok(());
+    };
     if ctx.proposed_state.is_none() || ctx.client_version.as_deref().is_some_and(|v| WORKER_VERSIONS_THAT_MANAGE_DEPLOYMENT_CONCURRENCY.contains(&v)) {
         return Ok(());
     }
@@ -398,7 +422,9 @@ async fn secure_flow_concurrency_slots<S: OrchestrationStore>(
         ctx.abort("Deployment not found.");
         return Ok(());
     };
-    let Some(limit) = deployment.limit else { return Ok(()) };
+    let Some(limit) = deployment.limit else {
+        return Ok(());
+    };
     if limit.limit == 0 {
         ctx.abort("The deployment concurrency limit is 0. The flow will deadlock if submitted again.");
         return Ok(());
@@ -427,16 +453,21 @@ async fn secure_flow_concurrency_slots<S: OrchestrationStore>(
 }
 
 async fn release_flow_concurrency_slots<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S) -> Result<(), StoreError> {
-    let Some(proposed) = &ctx.proposed_state else { return Ok(()) };
+    let Some(proposed) = &ctx.proposed_state else {
+        return Ok(());
+    };
     let holding = |t: Option<StateType>| matches!(t, Some(Running | Cancelling | Pending));
-    if !(holding(ctx.initial_type()) && !holding(Some(proposed.state_type))) {
+    let leaves_slot_holding_states = holding(ctx.initial_type()) && !holding(Some(proposed.state_type));
+    if !leaves_slot_holding_states {
         return Ok(());
     }
     if proposed.state_type == Scheduled && proposed.name() == "AwaitingRetry" && ctx.response_status == SetStateStatus::Reject {
         // An in-process retry keeps its slot.
         return Ok(());
     }
-    let Some(deployment_id) = ctx.run.deployment_id else { return Ok(()) };
+    let Some(deployment_id) = ctx.run.deployment_id else {
+        return Ok(());
+    };
     let deployment = store.deployment_concurrency(deployment_id).await?;
     let limit_id = deployment.and_then(|d| d.limit).map(|l| l.id);
     let lease_id = ctx.initial_state.as_ref().and_then(|s| s.state_details.deployment_concurrency_lease_id);
@@ -451,7 +482,9 @@ async fn release_flow_concurrency_slots<S: OrchestrationStore>(ctx: &mut Ctx, st
 }
 
 fn ensure_only_scheduled_flows_marked_late(ctx: &mut Ctx) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     if proposed.state_type == Scheduled && proposed.name() == "Late" {
         if initial.state_type != Scheduled {
             ctx.reject(None, "Only scheduled flows can be marked late.");
@@ -462,16 +495,24 @@ fn ensure_only_scheduled_flows_marked_late(ctx: &mut Ctx) {
 }
 
 async fn enforce_deployment_concurrency_on_late<S: OrchestrationStore>(ctx: &mut Ctx, store: &mut S) -> Result<(), StoreError> {
-    let (Some(_), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return Ok(()) };
+    let (Some(_), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return Ok(());
+    };
     if !(proposed.state_type == Scheduled && proposed.name() == "Late") {
         return Ok(());
     }
-    let Some(deployment_id) = ctx.run.deployment_id else { return Ok(()) };
-    let Some(deployment) = store.deployment_concurrency(deployment_id).await? else { return Ok(()) };
+    let Some(deployment_id) = ctx.run.deployment_id else {
+        return Ok(());
+    };
+    let Some(deployment) = store.deployment_concurrency(deployment_id).await? else {
+        return Ok(());
+    };
     if deployment.collision_strategy != CollisionStrategy::CancelNew {
         return Ok(());
     }
-    let Some(limit) = deployment.limit else { return Ok(()) };
+    let Some(limit) = deployment.limit else {
+        return Ok(());
+    };
     if limit.active_slots >= limit.limit {
         let now = ctx.now;
         ctx.reject(
@@ -483,7 +524,9 @@ async fn enforce_deployment_concurrency_on_late<S: OrchestrationStore>(ctx: &mut
 }
 
 fn handle_pausing_before(ctx: &mut Ctx, key: &mut Option<String>) {
-    let Some(proposed) = &ctx.proposed_state else { return };
+    let Some(proposed) = &ctx.proposed_state else {
+        return;
+    };
     let verb = if proposed.name() == "Suspended" { "suspend" } else { "pause" };
     let Some(initial) = &ctx.initial_state else {
         ctx.abort(format!("Cannot {verb} flows with no state."));
@@ -512,7 +555,9 @@ fn handle_pausing_before(ctx: &mut Ctx, key: &mut Option<String>) {
 }
 
 fn handle_resuming_before(ctx: &mut Ctx) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     let allowed = matches!(proposed.state_type, Running | Scheduled | Cancelling) || proposed.is_final();
     if !allowed {
         let reason = format!("This run cannot transition to the {} state from the {} state.", proposed.state_type, initial.state_type);
@@ -554,7 +599,9 @@ fn handle_resuming_after(ctx: &mut Ctx) {
 }
 
 fn retry_failed_flows(ctx: &mut Ctx) {
-    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else { return };
+    let (Some(initial), Some(proposed)) = (&ctx.initial_state, &ctx.proposed_state) else {
+        return;
+    };
     let retries = ctx.run.empirical_policy.retries;
     if retries.is_none_or(|r| ctx.run.run_count > r) {
         ctx.run.empirical_policy.retry_type = None;

@@ -191,7 +191,9 @@ pub async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<U
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let Some(row) = with_state().filter(flow_run::Column::Id.eq(id)).one(c).await? else { return Ok(None) };
+    let Some(row) = with_state().filter(flow_run::Column::Id.eq(id)).one(c).await? else {
+        return Ok(None);
+    };
     Ok(hydrate(c, vec![row], now).await?.pop())
 }
 
@@ -202,7 +204,9 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
         // Only the run: the state row is immutable, and an outer join's nullable side cannot be locked.
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
     }
-    let Some(row) = select.one(c).await? else { return Ok(None) };
+    let Some(row) = select.one(c).await? else {
+        return Ok(None);
+    };
     Ok(hydrate(c, vec![row], now).await?.pop())
 }
 
@@ -216,12 +220,14 @@ pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, ke
 
 fn sort_columns(sort: FlowRunSort) -> Vec<(SimpleExpr, Order)> {
     use flow_run::Column as C;
-    let col = |c: C| Expr::col((flow_run::Entity, c)).into();
+    let col = |c: C| Expr::col((flow_run::Entity, c));
     let coalesce_start: SimpleExpr = Func::coalesce([col(C::StartTime), col(C::ExpectedStartTime)]).into();
     match sort {
         FlowRunSort::IdDesc => vec![(col(C::Id), Order::Desc)],
         FlowRunSort::StartTimeAsc => vec![(coalesce_start, Order::Asc), (col(C::Id), Order::Asc)],
-        FlowRunSort::StartTimeDesc => vec![(coalesce_start, Order::Desc), (col(C::Id), Order::Desc)],
+        FlowRunSort::StartTimeDesc => {
+            vec![(coalesce_start, Order::Desc), (col(C::Id), Order::Desc)]
+        }
         FlowRunSort::ExpectedStartTimeAsc => vec![(col(C::ExpectedStartTime), Order::Asc), (col(C::Id), Order::Asc)],
         FlowRunSort::ExpectedStartTimeDesc => vec![(col(C::ExpectedStartTime), Order::Desc), (col(C::Id), Order::Desc)],
         FlowRunSort::NameAsc => vec![(col(C::Name), Order::Asc), (col(C::Id), Order::Asc)],
@@ -388,7 +394,9 @@ type HistoryTuple = (Option<DateTime>, Option<String>, Option<String>, f64, Opti
 
 pub(crate) fn history_row(t: HistoryTuple) -> Result<Option<HistoryRow>> {
     let (expected, state_type, state_name, total_run_time, start_time, state_timestamp) = t;
-    let Some(expected_start_time) = expected else { return Ok(None) };
+    let Some(expected_start_time) = expected else {
+        return Ok(None);
+    };
     Ok(Some(HistoryRow {
         expected_start_time,
         state_type: convert::opt_state_type(state_type.as_deref())?,

@@ -123,7 +123,9 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, now: DateTime) -
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let Some(row) = with_state().filter(task_run::Column::Id.eq(id)).one(c).await? else { return Ok(None) };
+    let Some(row) = with_state().filter(task_run::Column::Id.eq(id)).one(c).await? else {
+        return Ok(None);
+    };
     Ok(hydrate(vec![row], now)?.pop())
 }
 
@@ -133,7 +135,9 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
     if backend == Backend::Postgres {
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
     }
-    let Some(row) = select.one(c).await? else { return Ok(None) };
+    let Some(row) = select.one(c).await? else {
+        return Ok(None);
+    };
     Ok(hydrate(vec![row], now)?.pop())
 }
 
@@ -145,7 +149,9 @@ pub async fn find_by_natural_key(
     dynamic_key: &str,
     now: DateTime,
 ) -> Result<Option<TaskRun>> {
-    let Some(flow_run_id) = flow_run_id else { return Ok(None) };
+    let Some(flow_run_id) = flow_run_id else {
+        return Ok(None);
+    };
     let found = with_state()
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .filter(task_run::Column::TaskKey.eq(task_key))
@@ -175,7 +181,7 @@ fn with_state() -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> 
 
 fn sort_columns(sort: TaskRunSort) -> Vec<(SimpleExpr, Order)> {
     use task_run::Column as C;
-    let col = |c: C| Expr::col((task_run::Entity, c)).into();
+    let col = |c: C| Expr::col((task_run::Entity, c));
     match sort {
         TaskRunSort::IdDesc => vec![(col(C::Id), Order::Desc)],
         TaskRunSort::ExpectedStartTimeAsc => vec![(col(C::ExpectedStartTime), Order::Asc), (col(C::Id), Order::Asc)],
@@ -449,7 +455,9 @@ pub async fn history_rows(
     end: DateTime,
 ) -> Result<Vec<crate::flow_runs::HistoryRow>> {
     use task_run::Column as C;
-    let rows: Vec<(Option<DateTime>, Option<String>, Option<String>, f64, Option<DateTime>, Option<DateTime>)> = task_run::Entity::find()
+    /// expected start, state type, state name, total run time, start, state timestamp
+    type Row = (Option<DateTime>, Option<String>, Option<String>, f64, Option<DateTime>, Option<DateTime>);
+    let rows: Vec<Row> = task_run::Entity::find()
         .select_only()
         .columns([C::ExpectedStartTime, C::StateType, C::StateName, C::TotalRunTime, C::StartTime, C::StateTimestamp])
         .filter(query::task_runs_matching(backend, filters))

@@ -1,6 +1,8 @@
 //! HTTP integration tests: the real server on a random port, over SQLite (or
 //! PostgreSQL when `PREFECT_TEST_DATABASE_URL` is set).
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod artifacts;
 mod blocks;
 mod cancellation;

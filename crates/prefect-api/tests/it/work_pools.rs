@@ -67,7 +67,7 @@ async fn pools_update_pause_filter_count_and_delete() {
     assert_eq!(app.patch("work_pools/nope", json!({"is_paused": true})).await.0, 404);
 
     let (_, listed) = app.post("work_pools/filter", json!({"work_pools": {"name": {"any_": [name]}}})).await;
-    assert_eq!(names(&listed), [name.clone()]);
+    assert_eq!(names(&listed), std::slice::from_ref(&name));
     assert_eq!(app.post("work_pools/count", json!({"work_pools": {"type": {"any_": ["process"]}}})).await.1.as_u64().map(|n| n >= 1), Some(true));
     assert_eq!(app.delete(&format!("work_pools/{name}")).await.0, 204);
     assert_eq!(app.get(&format!("work_pools/{name}")).await.0, 404);
