@@ -211,6 +211,16 @@ pub fn label_value_matches(expected: &str, value: Option<&str>) -> bool {
     }
 }
 
+/// An empty list in a filter filters nothing, as in Prefect (its filters test truthiness):
+/// clients send `"id": {"id": []}` in every event subscription.
+fn empty_list_is_none<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.filter(|items| !items.is_empty()))
+}
+
 /// `occurred` bounds, inclusive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -224,13 +234,13 @@ pub struct EventOccurredFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventNameFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub prefix: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub exclude_prefix: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub name: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub exclude_name: Option<Vec<String>>,
 }
 
@@ -238,9 +248,9 @@ pub struct EventNameFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventResourceFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id_prefix: Option<Vec<String>>,
     #[serde(default)]
     pub labels: Option<ResourceSpecification>,
@@ -252,11 +262,11 @@ pub struct EventResourceFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventRelatedFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub role: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Vec<Object>>>))]
     pub resources_in_roles: Option<Vec<(String, String)>>,
     #[serde(default)]
@@ -267,9 +277,9 @@ pub struct EventRelatedFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventAnyResourceFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id_prefix: Option<Vec<String>>,
     #[serde(default)]
     pub labels: Option<ResourceSpecification>,
@@ -279,7 +289,7 @@ pub struct EventAnyResourceFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventIdFilter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_list_is_none")]
     pub id: Option<Vec<Uuid>>,
 }
 
@@ -378,12 +388,12 @@ impl EventFilter {
                 return false;
             }
             if let Some(names) = &name.name
-                && !names.iter().any(|n| *n == event.event)
+                && !names.contains(&event.event)
             {
                 return false;
             }
             if let Some(names) = &name.exclude_name
-                && names.iter().any(|n| *n == event.event)
+                && names.contains(&event.event)
             {
                 return false;
             }
@@ -509,6 +519,20 @@ mod tests {
             follows: None,
         }
         .receive(now)
+    }
+
+    #[test]
+    fn empty_lists_filter_nothing() {
+        // What `prefect.events.filters.EventFilter(event=EventNameFilter(name=[...]))` sends.
+        let filter: EventFilter = serde_json::from_value(serde_json::json!({
+            "occurred": {"since": "2026-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z"},
+            "event": {"prefix": null, "exclude_prefix": [], "name": ["prefect.task-run.Completed"], "exclude_name": null},
+            "resource": null, "related": null, "any_resource": null, "id": {"id": []}, "text": null, "order": "DESC"
+        }))
+        .unwrap();
+        let now = crate::time::now();
+        assert!(filter.includes(&event("prefect.task-run.Completed"), now));
+        assert!(!filter.includes(&event("prefect.task-run.Running"), now));
     }
 
     #[test]
