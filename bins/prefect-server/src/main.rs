@@ -135,7 +135,9 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
         prefect_storage::migrate(&db).await.context("migrating the database")?;
     }
     let is_sqlite = db.backend() == prefect_storage::Backend::Sqlite;
-    let (core, events) = Core::new(db, settings.core.clone());
+    let mut core_settings = settings.core.clone();
+    core_settings.schedule_limits = settings.services.scheduler.limits();
+    let (core, events) = Core::new(db, core_settings);
     if settings.blocks.register_on_start {
         core.install_system_block_types().await.context("registering the system block types")?;
     }

@@ -5,6 +5,8 @@
 //! `PREFECT_E2E_PYTHON`, or let `scripts/test.sh` set it up. Run with
 //! `cargo test -p prefect-server --test e2e -- --ignored`.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -161,4 +163,23 @@ async fn a_process_worker_executes_a_deployment_run() {
         logs.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains(&format!("greetings {tag}")))).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
+async fn a_task_worker_runs_a_delayed_task() {
+    let app = spawn_app().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (summary, stderr) = run_script(&app, "e2e_task_worker.py", &tag, &[]).await;
+    assert_eq!(summary["result"], 42, "{stderr}");
+    assert_eq!(summary["seen_in_event_stream"], true, "the waiter hears the Completed event on /events/out: {stderr}");
+    let task_run_id = summary["task_run_id"].as_str().unwrap().to_owned();
+    let (_, run) = app.get(&format!("task_runs/{task_run_id}")).await;
+    assert_eq!(run["state_type"], "COMPLETED", "{run}");
+    assert_eq!(run["task_key"], summary["task_key"]);
+    assert_eq!(run["flow_run_id"], Value::Null, "a background task runs outside any flow");
+    let (_, states) = app.get(&format!("task_run_states/?task_run_id={task_run_id}")).await;
+    let names: Vec<&str> = states.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"Scheduled"), "{names:?}");
+    assert_eq!(names.last(), Some(&"Completed"), "{names:?}");
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 mod middleware;
 pub mod routes;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -146,6 +147,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(task_runs::update_task_run)
         .service(task_runs::delete_task_run)
         .service(task_runs::set_task_run_state)
+        .service(task_runs::scheduled_task_subscription)
+        .service(task_runs::filter_task_workers)
         .service(task_run_states::read_task_run_states)
         .service(task_run_states::read_task_run_state)
         // logs
@@ -196,6 +199,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(deployments::bulk_create_flow_runs_from_deployment)
         .service(deployments::pause_deployment)
         .service(deployments::resume_deployment)
+        .service(deployments::schedule_deployment)
+        .service(deployments::work_queue_check)
         .service(deployments::read_deployment_schedules)
         .service(deployments::create_deployment_schedules)
         .service(deployments::update_deployment_schedule)
@@ -234,6 +239,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(work_queues::update_work_queue_by_id)
         .service(work_queues::delete_work_queue_by_id)
         .service(work_queues::read_work_queue_runs)
+        .service(work_queues::read_work_queue_status)
         // blocks: fixed paths before `{id}`
         .service(blocks::create_block_type)
         .service(blocks::filter_block_types)

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use prefect_domain::deployment::{
     BULK_CREATE_LIMIT, BULK_DELETE_LIMIT, Deployment, DeploymentBulkDeleteResponse, DeploymentCreate, DeploymentFlowRunCreate, DeploymentSchedule,
-    DeploymentScheduleCreate, DeploymentScheduleUpdate, DeploymentUpdate, FlowRunCreateResult,
+    DeploymentScheduleCreate, DeploymentScheduleUpdate, DeploymentUpdate, FlowRunCreateResult, ScheduleRequest,
 };
 use prefect_domain::filters::{DateTimeFilter, DeploymentFilter, FlowRunFilter, IdFilter, RunFilters, StateFilter, StateTypeFilter};
 use prefect_domain::flow_run::{CreatedBy, FlowRun};
@@ -14,7 +14,7 @@ use prefect_domain::pagination::Paginated;
 use prefect_domain::sorts::{DeploymentSort, FlowRunSort};
 use prefect_domain::state::{State, StateCreate, StateType};
 use prefect_domain::time::{self, DateTime};
-use prefect_domain::work_pool::{DEFAULT_QUEUE_NAME, WorkQueueCreate};
+use prefect_domain::work_pool::{DEFAULT_QUEUE_NAME, WorkPool, WorkQueueCreate};
 use prefect_storage::deployments::{self, DeploymentChanges, ScheduleKey, ScheduledRun};
 use prefect_storage::flow_runs::NewFlowRun;
 use prefect_storage::{ConnectionTrait, flow_runs, flows, variables, work_pools};
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::events::lifecycle;
 use crate::flow_runs::random_name;
+use crate::job_variables::{self, Rules};
 use crate::schema_tools::{self, HydrationContext};
 use crate::{ClientInfo, Core, Error, Result};
 
@@ -41,8 +42,18 @@ pub struct ScheduleLimits {
 
 impl Default for ScheduleLimits {
     fn default() -> Self {
-        ScheduleLimits { max_runs: 50, min_runs: 3, max_scheduled_time: chrono::TimeDelta::days(100), min_scheduled_time: chrono::TimeDelta::hours(1) }
+        ScheduleLimits { max_runs: 100, min_runs: 3, max_scheduled_time: chrono::TimeDelta::days(100), min_scheduled_time: chrono::TimeDelta::hours(1) }
     }
+}
+
+/// Where and how many runs one scheduling pass creates.
+#[derive(Debug, Clone)]
+struct ScheduleWindow {
+    start: DateTime,
+    end: DateTime,
+    min_time: chrono::TimeDelta,
+    min_runs: usize,
+    max_runs: usize,
 }
 
 /// A 422 whose body is Prefect's `{"detail": ...}` (an `HTTPException`, not a model error).
@@ -55,9 +66,13 @@ fn event(action: &str, d: &Deployment) -> prefect_domain::events::ReceivedEvent 
     lifecycle("deployment", action, d.id, Some(&d.name), json!({}), related)
 }
 
+async fn read_pool(c: &impl ConnectionTrait, pool_name: &str) -> Result<WorkPool> {
+    work_pools::read_pool_by_name(c, pool_name).await?.ok_or_else(|| Error::not_found(format!("Work pool \"{pool_name}\" not found.")))
+}
+
 /// Resolves a (pool, queue) pair to a queue id, creating the queue in the pool when missing.
 async fn queue_in_pool(c: &impl ConnectionTrait, pool_name: &str, queue_name: Option<&str>, now: DateTime) -> Result<Uuid> {
-    let pool = work_pools::read_pool_by_name(c, pool_name).await?.ok_or_else(|| Error::not_found(format!("Work pool \"{pool_name}\" not found.")))?;
+    let pool = read_pool(c, pool_name).await?;
     match queue_name {
         None => pool.default_queue_id.ok_or_else(|| Error::not_found(format!("Work pool \"{pool_name}\" has no default queue."))),
         Some(name) => {
@@ -117,6 +132,15 @@ impl Core {
                 "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.".to_owned(),
             )
         })?;
+        if let Some(pool_name) = create.work_pool_name.as_deref().filter(|p| *p != DEFAULT_AGENT_WORK_POOL_NAME)
+            && !create.job_variables.is_empty()
+        {
+            let pool = read_pool(&txn, pool_name).await?;
+            let layers = [Some(&create.job_variables)];
+            if let Some(reason) = job_variables::violation(&txn, &pool.base_job_template, &layers, Rules::DEPLOYMENT).await? {
+                return Err(unprocessable(format!("Error creating deployment: {reason}")));
+            }
+        }
         let work_queue_id = match (create.work_pool_name.as_deref(), create.work_queue_name.as_deref()) {
             (Some(pool), queue) => Some(queue_in_pool(&txn, pool, queue, now).await?),
             (None, Some(queue)) => Some(ensure_agent_queue(&txn, queue, now).await?),
@@ -271,13 +295,25 @@ impl Core {
             return Err(unprocessable("Please provide a slug for each schedule in your request to ensure schedules are updated correctly."));
         }
 
+        if let Some(Some(pool_name)) = &update.work_pool_name {
+            let pool = read_pool(&txn, pool_name).await?;
+            if let Some(job_variables) = &update.job_variables
+                && let Some(v) = job_variables::update_violation(&pool.base_job_template, job_variables)?
+            {
+                // Prefect words this one with the repr of jsonschema's error, and "creating".
+                return Err(Error::Conflict(format!("Error creating deployment: <ValidationError: {}>", schema_tools::py_repr(&Value::String(v.message)))));
+            }
+        }
+
         let mut parameters = existing.parameters.clone();
         if let Some(p) = &update.parameters {
             let ctx = hydration_context(&txn).await?;
             match schema_tools::hydrate(&Value::Object(p.clone()), &ctx) {
                 Ok((Value::Object(h), _)) => parameters = h,
                 Ok(_) => parameters = Map::new(),
-                Err(e) => return Err(Error::BadRequest(format!("Error hydrating deployment parameters: {e}"))),
+                Err(e) => {
+                    return Err(Error::BadRequest(format!("Error hydrating deployment parameters: {e}")));
+                }
             }
             update.parameters = Some(parameters.clone());
         }
@@ -423,7 +459,9 @@ impl Core {
         let mut deleted = Vec::new();
         let mut events = Vec::new();
         for id in ids {
-            let Some(d) = deployments::read(&txn, id, now).await? else { continue };
+            let Some(d) = deployments::read(&txn, id, now).await? else {
+                continue;
+            };
             deployments::delete_scheduled_runs(&txn, id, false, None).await?;
             deployments::delete_concurrency_limit(&txn, d.global_concurrency_limit.as_ref().map(|g| g.id)).await?;
             deployments::delete(&txn, id).await?;
@@ -467,7 +505,9 @@ impl Core {
         let params = match schema_tools::hydrate(&Value::Object(params), &ctx) {
             Ok((Value::Object(m), _)) => m,
             Ok(_) => Map::new(),
-            Err(e) => return Ok(Err(Error::BadRequest(format!("Error hydrating flow run parameters: {e}")))),
+            Err(e) => {
+                return Ok(Err(Error::BadRequest(format!("Error hydrating flow run parameters: {e}"))));
+            }
         };
         if enforce.unwrap_or(d.enforce_parameter_schema) {
             let Some(schema) = &d.parameter_openapi_schema else {
@@ -493,6 +533,7 @@ impl Core {
         if let Some(labels) = &create.labels {
             prefect_domain::labels::validate(labels, "labels")?;
         }
+        self.check_run_job_variables(d, create.job_variables.as_ref(), "Error creating flow run").await?;
         let now = time::now();
         let (mut work_queue_id, mut work_queue_name) = (d.work_queue_id, d.work_queue_name.clone());
         if let Some(queue) = create.work_queue_name.as_deref() {
@@ -548,6 +589,23 @@ impl Core {
         };
         let initial = create.state.unwrap_or_else(|| StateCreate::of(StateType::Scheduled)).into_state(t.now);
         self.insert_flow_run(new, work_pool, initial, t, flow).await
+    }
+
+    /// Checks a run's job variables over its deployment's and its pool's defaults (the full set,
+    /// `required` included); a deployment without a pool has nothing to check against.
+    pub(crate) async fn check_run_job_variables(&self, d: &Deployment, run_variables: Option<&Map<String, Value>>, context: &str) -> Result<()> {
+        let Some(pool_name) = d.work_pool_name.as_deref() else {
+            return Ok(());
+        };
+        let reader = self.db().reader();
+        let Some(pool) = work_pools::read_pool_by_name(reader, pool_name).await? else {
+            return Ok(());
+        };
+        let layers = [Some(&d.job_variables), run_variables];
+        match job_variables::violation(reader, &pool.base_job_template, &layers, Rules::FLOW_RUN).await? {
+            Some(reason) => Err(unprocessable(format!("{context}: {reason}"))),
+            None => Ok(()),
+        }
     }
 
     /// `POST /deployments/{id}/create_flow_run`.
@@ -640,7 +698,9 @@ impl Core {
         }
         let created = match deployments::insert_schedules(&txn, id, &schedules, now).await {
             Ok(c) => c,
-            Err(prefect_storage::Error::Conflict(_)) => return Err(Error::Conflict("Schedule slugs must be unique within a deployment.".to_owned())),
+            Err(prefect_storage::Error::Conflict(_)) => {
+                return Err(Error::Conflict("Schedule slugs must be unique within a deployment.".to_owned()));
+            }
             Err(e) => return Err(e.into()),
         };
         // Touch the deployment so the recent-deployments scheduler picks the new schedules up.
@@ -714,12 +774,45 @@ impl Core {
     /// The runs a deployment's active schedules call for from now on (Prefect's
     /// `_generate_scheduled_flow_runs`); none for an unknown deployment.
     pub async fn runs_to_schedule(&self, deployment_id: Uuid, limits: &ScheduleLimits) -> Result<Vec<ScheduledRun>> {
+        let start = time::now();
+        let window = ScheduleWindow {
+            start,
+            end: start + limits.max_scheduled_time,
+            min_time: limits.min_scheduled_time,
+            min_runs: limits.min_runs,
+            max_runs: limits.max_runs,
+        };
+        self.runs_in_window(deployment_id, &window).await
+    }
+
+    /// `POST /deployments/{id}/schedule`: schedules the runs of the deployment's active schedules
+    /// in a window (a past window backfills); unset bounds come from the scheduler's settings.
+    /// Runs already scheduled for the same schedule and time are kept, not duplicated.
+    pub async fn schedule_deployment_runs(&self, deployment_id: Uuid, request: ScheduleRequest) -> Result<usize> {
+        let limits = &self.settings().schedule_limits;
+        let start = request.start_time.unwrap_or_else(time::now);
+        let window = ScheduleWindow {
+            start,
+            end: request.end_time.unwrap_or(start + limits.max_scheduled_time),
+            min_time: request.min_time_seconds.map(|s| chrono::TimeDelta::milliseconds((s * 1000.0) as i64)).unwrap_or(limits.min_scheduled_time),
+            min_runs: request.min_runs.unwrap_or(limits.min_runs),
+            max_runs: request.max_runs.unwrap_or(limits.max_runs),
+        };
+        let runs = self.runs_in_window(deployment_id, &window).await?;
+        self.insert_scheduled_runs(&runs).await
+    }
+
+    /// The runs each active schedule of the deployment wants in `window`: starting at
+    /// `window.start`, at most `max_runs` and none after `end`, stopping once both `min_runs`
+    /// and `start + min_time` are reached.
+    async fn runs_in_window(&self, deployment_id: Uuid, window: &ScheduleWindow) -> Result<Vec<ScheduledRun>> {
         let reader = self.db().reader();
         let now = time::now();
-        let Some(d) = deployments::read(reader, deployment_id, now).await? else { return Ok(Vec::new()) };
+        let Some(d) = deployments::read(reader, deployment_id, now).await? else {
+            return Ok(Vec::new());
+        };
         let schedules = deployments::read_schedules(reader, deployment_id, true).await?;
         let mut runs = Vec::new();
-        let end = now + limits.max_scheduled_time;
         let mut tags = vec!["auto-scheduled".to_owned()];
         tags.extend(d.tags.iter().cloned());
         let mut labels = d.labels.clone();
@@ -727,9 +820,9 @@ impl Core {
         labels.insert("prefect.deployment.id".to_owned(), Value::String(d.id.to_string()));
         for s in schedules {
             let mut dates = Vec::new();
-            for date in s.schedule.get_dates(Some(limits.max_runs), now, Some(end)) {
+            for date in s.schedule.get_dates(Some(window.max_runs), window.start, Some(window.end)) {
                 dates.push(date);
-                if dates.len() >= limits.min_runs && date >= now + limits.min_scheduled_time {
+                if dates.len() >= window.min_runs && date >= window.start + window.min_time {
                     break;
                 }
             }

@@ -13,7 +13,7 @@ use prefect_domain::time::{self, DateTime};
 use prefect_orchestration::{Effect, FlowPolicy};
 use prefect_storage::flow_runs::{HistoryRow, NewFlowRun};
 use prefect_storage::{flow_run_inputs, flow_runs, flows, task_runs, work_pools};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::events::{self, FlowRunRelations};
@@ -196,10 +196,28 @@ impl Core {
         if let Some(parameters) = &update.parameters {
             self.check_parameters(parameters)?;
         }
+        if let Some(job_variables) = &update.job_variables {
+            self.check_updated_job_variables(id, job_variables).await?;
+        }
         let txn = self.db().begin_write().await?;
         let updated = flow_runs::update(&txn, id, &update, time::now()).await?;
         prefect_storage::commit(txn).await?;
         if updated { Ok(()) } else { Err(Error::not_found("Flow run not found")) }
+    }
+
+    /// New job variables are for a Scheduled run of a deployment, checked as a new run's are.
+    async fn check_updated_job_variables(&self, id: Uuid, job_variables: &Map<String, Value>) -> Result<()> {
+        let run = self.read_flow_run(id).await?;
+        let Some(state) = &run.state else {
+            return Err(Error::BadRequest("Flow run state is required to update job variables but none exists".to_owned()));
+        };
+        if state.state_type != StateType::Scheduled {
+            return Err(Error::BadRequest(format!("Job variables for a flow run in state {} cannot be updated", state.state_type.as_str())));
+        }
+        let no_deployment = || Error::BadRequest("A deployment for the flow run could not be found".to_owned());
+        let deployment_id = run.deployment_id.ok_or_else(no_deployment)?;
+        let deployment = prefect_storage::deployments::read(self.db().reader(), deployment_id, time::now()).await?.ok_or_else(no_deployment)?;
+        self.check_run_job_variables(&deployment, Some(job_variables), "Error updating flow run").await
     }
 
     /// Merges `labels` into the run's labels.
@@ -325,7 +343,9 @@ impl Core {
 
     /// Bucketed counts of runs by state (`POST /flow_runs/history`).
     pub async fn flow_run_history(&self, start: DateTime, end: DateTime, interval_seconds: f64, filters: &RunFilters) -> Result<Vec<HistoryResponse>> {
-        let Some((count, end)) = history_window(start, end, interval_seconds)? else { return Ok(Vec::new()) };
+        let Some((count, end)) = history_window(start, end, interval_seconds)? else {
+            return Ok(Vec::new());
+        };
         let rows = flow_runs::history_rows(self.db().reader(), self.db().backend(), filters, start, end).await?;
         Ok(bucket_history(rows, start, interval_seconds, count, time::now()))
     }
@@ -338,7 +358,9 @@ impl Core {
         }
         match flow_run_inputs::create(&txn, flow_run_id, key, value, sender, time::now()).await {
             Ok(_) => {}
-            Err(prefect_storage::Error::Conflict(_)) => return Err(Error::Conflict("A flow run input with this key already exists.".to_owned())),
+            Err(prefect_storage::Error::Conflict(_)) => {
+                return Err(Error::Conflict("A flow run input with this key already exists.".to_owned()));
+            }
             Err(e) => return Err(e.into()),
         }
         prefect_storage::commit(txn).await?;
@@ -378,7 +400,9 @@ pub(crate) fn history_window(start: DateTime, end: DateTime, interval_seconds: f
 pub(crate) fn bucket_history(rows: Vec<HistoryRow>, start: DateTime, interval_seconds: f64, count: u64, now: DateTime) -> Vec<HistoryResponse> {
     let mut buckets: HashMap<u64, HashMap<(StateType, String), HistoryResponseState>> = HashMap::new();
     for row in rows {
-        let Some(state_type) = row.state_type else { continue };
+        let Some(state_type) = row.state_type else {
+            continue;
+        };
         let index = (time::seconds(row.expected_start_time - start) / interval_seconds).floor() as u64;
         let mut run_time = row.total_run_time;
         if state_type == StateType::Running

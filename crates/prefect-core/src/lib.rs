@@ -30,6 +30,7 @@ pub mod events;
 mod flow_runs;
 mod flows;
 mod graph;
+mod job_variables;
 mod late_runs;
 mod logs;
 mod orchestrate;
@@ -37,6 +38,7 @@ mod pause;
 mod recorder;
 mod saved_searches;
 pub mod schema_tools;
+mod task_queue;
 mod task_runs;
 pub mod templates;
 mod variables;
@@ -58,6 +60,7 @@ pub use events::{EventBus, EventReceiver};
 pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
+pub use task_queue::{Lane, TaskQueues, TaskWorkers};
 pub use variables::VariableRef;
 pub use work_pools::DEFAULT_AGENT_POOL_NAME;
 
@@ -93,6 +96,14 @@ pub struct CoreSettings {
     /// How long the resources related to a flow run (its flow, deployment, work
     /// queue and pool, parent task run) are cached for its state change events.
     pub related_resource_cache_ttl_seconds: f64,
+    /// Scheduled background task runs held per task key for task workers; creating more waits.
+    pub task_scheduled_queue_size: usize,
+    /// Retried or redelivered background task runs held per task key.
+    pub task_retry_queue_size: usize,
+    /// Bounds of `POST /deployments/{id}/schedule` when the request leaves them out; the
+    /// binary copies the scheduler service's settings here.
+    #[serde(skip)]
+    pub schedule_limits: deployments::ScheduleLimits,
 }
 
 impl Default for CoreSettings {
@@ -110,6 +121,9 @@ impl Default for CoreSettings {
             max_flow_run_graph_nodes: 10_000,
             max_flow_run_graph_artifacts: 10_000,
             related_resource_cache_ttl_seconds: 300.0,
+            task_scheduled_queue_size: 1000,
+            task_retry_queue_size: 100,
+            schedule_limits: deployments::ScheduleLimits::default(),
         }
     }
 }
@@ -151,6 +165,8 @@ struct Inner {
     /// Flow run id -> when its related resources were read, and what they were.
     /// As in Prefect, every state change of a run would otherwise read them again.
     relations: quick_cache::sync::Cache<uuid::Uuid, (std::time::Instant, events::FlowRunRelations)>,
+    task_queues: TaskQueues,
+    task_workers: TaskWorkers,
 }
 
 impl std::fmt::Debug for Inner {
@@ -167,7 +183,9 @@ impl Core {
     pub fn new(db: Database, settings: CoreSettings) -> (Core, EventReceiver) {
         let (bus, receiver) = EventBus::new(settings.event_queue_capacity, EventLimits::default());
         let relations = quick_cache::sync::Cache::new(RELATIONS_CACHE_SIZE);
-        (Core { inner: Arc::new(Inner { db, bus, settings, relations }) }, receiver)
+        let task_queues = TaskQueues::new(settings.task_scheduled_queue_size, settings.task_retry_queue_size);
+        let inner = Inner { db, bus, settings, relations, task_queues, task_workers: TaskWorkers::default() };
+        (Core { inner: Arc::new(inner) }, receiver)
     }
 
     pub fn db(&self) -> &Database {
@@ -176,6 +194,16 @@ impl Core {
 
     pub fn events(&self) -> &EventBus {
         &self.inner.bus
+    }
+
+    /// Scheduled background task runs waiting for task workers.
+    pub fn task_queues(&self) -> &TaskQueues {
+        &self.inner.task_queues
+    }
+
+    /// The task workers connected to this server.
+    pub fn task_workers(&self) -> &TaskWorkers {
+        &self.inner.task_workers
     }
 
     pub fn settings(&self) -> &CoreSettings {

@@ -174,11 +174,19 @@ fn handle(map: &Map<String, Value>, ctx: &HydrationContext, path: &mut Vec<PathS
 /// Prefect's schema fixes before validating: optional fields without defaults accept null,
 /// tuple `items` become `prefixItems`, and block definitions also accept a `$ref` to a document.
 pub fn preprocess_schema(schema: &Value) -> Value {
+    preprocess_schema_with(schema, false)
+}
+
+/// [`preprocess_schema`]; with `allow_none_with_default`, optional fields that have a default
+/// accept null too (Prefect's job variable validation: block defaults are often `None`).
+pub fn preprocess_schema_with(schema: &Value, allow_none_with_default: bool) -> Value {
     let mut schema = schema.clone();
-    let Value::Object(root) = &mut schema else { return schema };
+    let Value::Object(root) = &mut schema else {
+        return schema;
+    };
     if let Some(Value::Object(properties)) = root.get("properties").cloned() {
         let required = required_of(root);
-        root.insert("properties".to_owned(), Value::Object(process_properties(properties, &required)));
+        root.insert("properties".to_owned(), Value::Object(process_properties(properties, &required, allow_none_with_default)));
     }
     if let Some(Value::Object(definitions)) = root.get("definitions").cloned() {
         let mut out = definitions.clone();
@@ -188,7 +196,7 @@ pub fn preprocess_schema(schema: &Value) -> Value {
                 && let Some(Value::Object(properties)) = d.get("properties").cloned()
             {
                 let required = required_of(d);
-                d.insert("properties".to_owned(), Value::Object(process_properties(properties, &required)));
+                d.insert("properties".to_owned(), Value::Object(process_properties(properties, &required, allow_none_with_default)));
             }
             out.insert(name.clone(), definition.clone());
             if definition.get("block_type_slug").is_some() {
@@ -215,14 +223,14 @@ fn required_of(schema: &Map<String, Value>) -> Vec<String> {
     schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
-fn process_properties(properties: Map<String, Value>, required: &[String]) -> Map<String, Value> {
+fn process_properties(properties: Map<String, Value>, required: &[String], allow_none_with_default: bool) -> Map<String, Value> {
     properties
         .into_iter()
         .map(|(key, mut schema)| {
             if let Value::Object(s) = &mut schema {
                 if !required.contains(&key)
                     && s.get("type").is_some_and(|t| t != "null")
-                    && !s.contains_key("default")
+                    && (allow_none_with_default || !s.contains_key("default"))
                     && let Some(t) = s.remove("type")
                 {
                     s.insert("anyOf".to_owned(), json!([{"type": t}, {"type": "null"}]));
@@ -235,12 +243,26 @@ fn process_properties(properties: Map<String, Value>, required: &[String]) -> Ma
                 }
                 if let Some(Value::Object(nested)) = s.get("properties").cloned() {
                     let nested_required = required_of(s);
-                    s.insert("properties".to_owned(), Value::Object(process_properties(nested, &nested_required)));
+                    s.insert("properties".to_owned(), Value::Object(process_properties(nested, &nested_required, allow_none_with_default)));
                 }
             }
             (key, schema)
         })
         .collect()
+}
+
+/// `schema` without any `required` keyword at any depth (Prefect's `ignore_required`).
+pub fn without_required(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| *k != "required").map(|(k, v)| (k.clone(), without_required(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The violation Python's `jsonschema.validate` would raise: the shallowest one (its `best_match`
+/// prefers errors higher up in the instance), the first of those on a tie.
+pub fn best_match(violations: &[Violation]) -> Option<&Violation> {
+    violations.iter().min_by_key(|v| v.path.len())
 }
 
 /// Why a schema cannot be used.
@@ -308,7 +330,11 @@ pub fn validate(instance: &Value, schema: &Value, placeholders: &[Placeholder]) 
 
 /// The first violation as Prefect words a failed resume: `Validation failed for field 'a.b'. Failure reason: …`.
 pub fn describe_first(violations: &[Violation]) -> Option<String> {
-    let v = violations.first()?;
+    violations.first().map(describe)
+}
+
+/// One violation as Prefect words it: `Validation failed for field 'a.b'. Failure reason: …`.
+pub fn describe(v: &Violation) -> String {
     let field: Vec<String> = v
         .path
         .iter()
@@ -317,11 +343,11 @@ pub fn describe_first(violations: &[Violation]) -> Option<String> {
             PathSegment::Index(i) => format!("[{i}]"),
         })
         .collect();
-    Some(if field.is_empty() {
+    if field.is_empty() {
         format!("Validation failed. Failure reason: {}", v.message)
     } else {
         format!("Validation failed for field {}. Failure reason: {}", py_repr(&Value::String(field.join(".").replace(".[", "["))), v.message)
-    })
+    }
 }
 
 /// Prefect's `{"errors": [...], "valid": bool}` for the UI: messages nested by property and index.
@@ -400,9 +426,13 @@ fn python_message(kind: &jsonschema::error::ValidationErrorKind, instance: &Valu
         K::MinLength { limit } if *limit == 1 => format!("{i} should be non-empty"),
         K::MinLength { .. } | K::MinItems { .. } => format!("{i} is too short"),
         K::MaxLength { .. } | K::MaxItems { .. } => format!("{i} is too long"),
-        K::Pattern { pattern } => format!("{i} does not match {}", crate::variables::py_repr(pattern)),
+        K::Pattern { pattern } => {
+            format!("{i} does not match {}", crate::variables::py_repr(pattern))
+        }
         K::Format { format } => format!("{i} is not a {}", crate::variables::py_repr(format)),
-        K::AnyOf { .. } | K::OneOfNotValid { .. } => format!("{i} is not valid under any of the given schemas"),
+        K::AnyOf { .. } | K::OneOfNotValid { .. } => {
+            format!("{i} is not valid under any of the given schemas")
+        }
         K::OneOfMultipleValid { .. } => format!("{i} is valid under each of the given schemas"),
         K::UniqueItems => format!("{i} has non-unique elements"),
         K::AdditionalProperties { unexpected } => {

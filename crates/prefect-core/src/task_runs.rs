@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::flow_runs::{bucket_history, history_window, random_name};
 use crate::orchestrate;
+use crate::task_queue::Lane;
 use crate::{ClientInfo, Core, Error, Result, SetStateOutcome};
 
 impl Core {
@@ -87,14 +88,18 @@ impl Core {
             })
             .await?;
         let (run, created, effects) = outcome;
-        self.after_task_transition(effects);
+        self.after_task_transition(&run, effects).await;
         Ok((run, created))
     }
 
-    pub(crate) fn after_task_transition(&self, effects: Vec<Effect>) {
+    /// Hands a scheduled background task run to task workers (after its commit, so a worker
+    /// never sees a run the database does not have yet).
+    pub(crate) async fn after_task_transition(&self, run: &TaskRun, effects: Vec<Effect>) {
         for effect in effects {
-            if let Effect::TaskRunScheduled { task_run_id, task_key, .. } = effect {
-                tracing::debug!(%task_run_id, %task_key, "Background task run scheduled.");
+            if let Effect::TaskRunScheduled { task_run_id, task_key, retry } = effect {
+                tracing::debug!(%task_run_id, %task_key, retry, "Background task run scheduled.");
+                let lane = if retry { Lane::Retry } else { Lane::Scheduled };
+                self.task_queues().put(run.clone(), lane).await;
             }
         }
     }
@@ -152,7 +157,7 @@ impl Core {
                 })
             })
             .await?;
-        self.after_task_transition(transition.effects);
+        self.after_task_transition(&transition.run, transition.effects).await;
         Ok(SetStateOutcome { result: transition.result, created: transition.created })
     }
 
@@ -165,7 +170,9 @@ impl Core {
     }
 
     pub async fn task_run_history(&self, start: DateTime, end: DateTime, interval_seconds: f64, filters: &RunFilters) -> Result<Vec<HistoryResponse>> {
-        let Some((count, end)) = history_window(start, end, interval_seconds)? else { return Ok(Vec::new()) };
+        let Some((count, end)) = history_window(start, end, interval_seconds)? else {
+            return Ok(Vec::new());
+        };
         let rows = task_runs::history_rows(self.db().reader(), self.db().backend(), filters, start, end).await?;
         Ok(bucket_history(rows, start, interval_seconds, count, time::now()))
     }

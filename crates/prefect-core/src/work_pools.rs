@@ -1,17 +1,18 @@
 //! Work pool, work queue and worker use cases, and the worker polling path.
 
 use prefect_domain::events::{RESOURCE_NAME, RESOURCE_ROLE, ReceivedEvent, Resource};
-use prefect_domain::filters::{WorkPoolFilter, WorkQueueFilter};
+use prefect_domain::filters::{RunFilters, WorkPoolFilter, WorkQueueFilter};
 use prefect_domain::time::{self, DateTime};
 use prefect_domain::work_pool::{
-    self as wp, ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolUpdate, WorkQueue, WorkQueueCreate, WorkQueueStatus, WorkQueueUpdate,
-    Worker, WorkerFilter, WorkerFlowRun,
+    self as wp, LegacyWorkQueue, ScheduledRunsQuery, WorkPool, WorkPoolCreate, WorkPoolStatus, WorkPoolUpdate, WorkQueue, WorkQueueCreate,
+    WorkQueueHealthPolicy, WorkQueueStatus, WorkQueueStatusDetail, WorkQueueUpdate, Worker, WorkerFilter, WorkerFlowRun,
 };
 use prefect_storage::{ConnectionTrait, flow_runs, work_pools};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::events::lifecycle;
+use crate::job_variables::{self, Rules};
 use crate::variables::py_repr;
 use crate::{Core, Error, Result};
 
@@ -153,6 +154,10 @@ impl Core {
         if is_reserved(&create.name) {
             return Err(Error::Forbidden("Work pools starting with 'Prefect' are reserved for internal use.".to_owned()));
         }
+        let defaults = job_variables::violation(self.db().reader(), &create.base_job_template, &[], Rules::POOL_DEFAULTS).await?;
+        if let Some(reason) = defaults {
+            return Err(Error::Invalid { field: None, message: format!("Validation failed for work pool's job variable defaults: {reason}") });
+        }
         self.insert_work_pool(create).await
     }
 
@@ -161,7 +166,9 @@ impl Core {
         let txn = self.db().begin_write().await?;
         let mut pool = match work_pools::insert_pool(&txn, &create, now).await {
             Ok(pool) => pool,
-            Err(prefect_storage::Error::Conflict(_)) => return Err(Error::Conflict("A work pool with this name already exists.".to_owned())),
+            Err(prefect_storage::Error::Conflict(_)) => {
+                return Err(Error::Conflict("A work pool with this name already exists.".to_owned()));
+            }
             Err(e) => return Err(e.into()),
         };
         let default = WorkQueueCreate::named(wp::DEFAULT_QUEUE_NAME, "The work pool's default queue.");
@@ -408,7 +415,9 @@ impl Core {
         let txn = self.db().begin_write().await?;
         let pool = agent_pool(&txn, time::now()).await?;
         let queue = match self.insert_work_queue(&txn, &pool, &create).await {
-            Err(Error::Conflict(_)) => return Err(Error::Conflict("A work queue with this name already exists.".to_owned())),
+            Err(Error::Conflict(_)) => {
+                return Err(Error::Conflict("A work queue with this name already exists.".to_owned()));
+            }
             other => other?,
         };
         prefect_storage::commit(txn).await?;
@@ -430,6 +439,33 @@ impl Core {
         let reader = self.db().reader();
         let queues = work_pools::filter_all_queues(reader, self.db().backend(), filter, limit, offset).await?;
         self.with_queue_slots(reader, queues).await
+    }
+
+    /// `GET /work_queues/{id}/status`: late runs and the last poll against Prefect's default policy.
+    pub async fn work_queue_status(&self, id: Uuid) -> Result<WorkQueueStatusDetail> {
+        let reader = self.db().reader();
+        let queue = work_pools::read_queue(reader, id).await?.ok_or_else(|| Error::not_found(format!("Work queue with id {id} not found")))?;
+        let late: RunFilters = serde_json::from_value(json!({
+            "flow_runs": {"state": {"name": {"any_": ["Late"]}}},
+            "work_pool_queues": {"id": {"any_": [id]}},
+        }))
+        .map_err(|e| Error::Internal(format!("late-runs filter: {e}")))?;
+        let late_runs_count = flow_runs::count(reader, self.db().backend(), &late).await?;
+        let health_check_policy = WorkQueueHealthPolicy::default();
+        let healthy = health_check_policy.is_healthy(late_runs_count, queue.last_polled, time::now());
+        Ok(WorkQueueStatusDetail { healthy, late_runs_count, last_polled: queue.last_polled, health_check_policy })
+    }
+
+    /// `GET /deployments/{id}/work_queue_check`: the queues whose legacy agent filter would
+    /// pick up the deployment's runs (queues without a filter pick up everything), oldest first.
+    pub async fn work_queues_for_deployment(&self, deployment_id: Uuid) -> Result<Vec<LegacyWorkQueue>> {
+        let reader = self.db().reader();
+        let deployment =
+            prefect_storage::deployments::read(reader, deployment_id, time::now()).await?.ok_or_else(|| Error::not_found("Deployment not found"))?;
+        let mut queues = work_pools::filter_all_queues(reader, self.db().backend(), None, i64::MAX as u64, 0).await?;
+        queues.retain(|q| q.legacy_filter_admits(deployment.id, &deployment.tags));
+        queues.sort_by_key(|q| (q.created, q.id));
+        Ok(queues.into_iter().map(LegacyWorkQueue::from).collect())
     }
 
     /// Scheduled runs of one queue (`POST /work_queues/{id}/get_runs`); marks it polled.
@@ -585,7 +621,9 @@ impl Core {
         let silent = work_pools::mark_silent_workers_offline(&txn, now).await?;
         let mut not_ready_pools = Vec::new();
         for pool_id in work_pools::ready_pools_without_online_workers(&txn).await? {
-            let Some(pool) = work_pools::read_pool(&txn, pool_id).await? else { continue };
+            let Some(pool) = work_pools::read_pool(&txn, pool_id).await? else {
+                continue;
+            };
             let event_id = Uuid::now_v7();
             work_pools::update_pool(&txn, pool_id, &WorkPoolUpdate::default(), Some((WorkPoolStatus::NotReady, event_id)), now).await?;
             not_ready_pools.push((pool, event_id));

@@ -484,6 +484,23 @@ pub struct DeploymentBulkDeleteResponse {
     pub deleted: Vec<Uuid>,
 }
 
+/// Body of `POST /deployments/{id}/schedule`; every field is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleRequest {
+    /// The earliest date to schedule (default: now).
+    pub start_time: Option<DateTime>,
+    /// The latest date to schedule (default: start + the scheduler's max scheduled time).
+    pub end_time: Option<DateTime>,
+    /// Runs are scheduled until at least this many seconds after the start.
+    #[serde(rename = "min_time")]
+    pub min_time_seconds: Option<f64>,
+    /// The fewest runs to schedule.
+    pub min_runs: Option<usize>,
+    /// The most runs to schedule.
+    pub max_runs: Option<usize>,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {

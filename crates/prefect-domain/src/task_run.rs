@@ -54,7 +54,9 @@ impl TaskRunPolicy {
                     return Err(crate::Error::invalid("empirical_policy.retry_delay", "retry delays must be numbers"));
                 }
             }
-            Some(_) => return Err(crate::Error::invalid("empirical_policy.retry_delay", "retry delay must be a number or a list of numbers")),
+            Some(_) => {
+                return Err(crate::Error::invalid("empirical_policy.retry_delay", "retry delay must be a number or a list of numbers"));
+            }
         }
         if self.retry_jitter_factor.is_some_and(|f| f < 0.0) {
             return Err(crate::Error::invalid("empirical_policy.retry_jitter_factor", "`retry_jitter_factor` must be >= 0."));
@@ -127,6 +129,16 @@ pub struct TaskRun {
     pub estimated_run_time: f64,
     pub estimated_start_time_delta: f64,
     pub state: Option<State>,
+}
+
+/// A task worker as `POST /task_workers/filter` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TaskWorkerResponse {
+    pub identifier: String,
+    pub task_keys: Vec<String>,
+    /// When the worker was last seen.
+    pub timestamp: DateTime,
 }
 
 impl TaskRun {

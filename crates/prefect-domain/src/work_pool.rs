@@ -295,6 +295,91 @@ pub struct WorkQueue {
     pub active_slots: Option<i64>,
 }
 
+/// A work queue as the legacy `GET /deployments/{id}/work_queue_check` lists it (no pool name,
+/// status or slots).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LegacyWorkQueue {
+    pub id: Uuid,
+    pub created: DateTime,
+    pub updated: DateTime,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_paused: bool,
+    pub concurrency_limit: Option<i64>,
+    pub priority: i64,
+    pub work_pool_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<Value>,
+    pub last_polled: Option<DateTime>,
+}
+
+impl From<WorkQueue> for LegacyWorkQueue {
+    fn from(q: WorkQueue) -> Self {
+        LegacyWorkQueue {
+            id: q.id,
+            created: q.created,
+            updated: q.updated,
+            name: q.name,
+            description: q.description,
+            is_paused: q.is_paused,
+            concurrency_limit: q.concurrency_limit,
+            priority: q.priority,
+            work_pool_id: q.work_pool_id,
+            filter: q.filter,
+            last_polled: q.last_polled,
+        }
+    }
+}
+
+impl WorkQueue {
+    /// Whether a legacy agent filter lets this queue pick up a deployment's runs: the filter's
+    /// tags (if any) are all among the deployment's, and its deployment ids (if any) include it.
+    pub fn legacy_filter_admits(&self, deployment_id: Uuid, deployment_tags: &[String]) -> bool {
+        let Some(filter) = &self.filter else {
+            return true;
+        };
+        let listed = |key: &str| filter.get(key).and_then(Value::as_array).filter(|items| !items.is_empty());
+        let tags_ok = listed("tags").is_none_or(|tags| tags.iter().all(|t| t.as_str().is_some_and(|t| deployment_tags.iter().any(|d| d == t))));
+        let id = deployment_id.to_string();
+        let ids_ok = listed("deployment_ids").is_none_or(|ids| ids.iter().any(|i| i.as_str() == Some(id.as_str())));
+        tags_ok && ids_ok
+    }
+}
+
+/// How healthy a work queue is (`GET /work_queues/{id}/status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkQueueStatusDetail {
+    pub healthy: bool,
+    pub late_runs_count: u64,
+    pub last_polled: Option<DateTime>,
+    pub health_check_policy: WorkQueueHealthPolicy,
+}
+
+/// When a queue counts as healthy; every queue uses Prefect's default policy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkQueueHealthPolicy {
+    pub maximum_late_runs: Option<u64>,
+    pub maximum_seconds_since_last_polled: Option<i64>,
+}
+
+impl Default for WorkQueueHealthPolicy {
+    fn default() -> Self {
+        WorkQueueHealthPolicy { maximum_late_runs: Some(0), maximum_seconds_since_last_polled: Some(60) }
+    }
+}
+
+impl WorkQueueHealthPolicy {
+    /// Healthy: no more late runs than allowed, and polled recently enough.
+    pub fn is_healthy(&self, late_runs: u64, last_polled: Option<DateTime>, now: DateTime) -> bool {
+        let few_late = self.maximum_late_runs.is_none_or(|max| late_runs <= max);
+        let polled = self.maximum_seconds_since_last_polled.is_none_or(|max| last_polled.is_some_and(|t| (now - t).num_milliseconds() <= max * 1000));
+        few_late && polled
+    }
+}
+
 /// Body of `POST /work_pools/{pool}/queues`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -498,6 +583,37 @@ pub fn next_free_priority(taken: &[i64]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_filters_admit_by_tags_and_ids() {
+        let id = Uuid::now_v7();
+        let queue = |filter: Option<Value>| WorkQueue {
+            filter,
+            ..serde_json::from_value(serde_json::json!({
+                "id": Uuid::now_v7(), "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z", "name": "q",
+                "description": "", "is_paused": false, "concurrency_limit": null, "priority": 1, "work_pool_id": Uuid::now_v7(),
+                "filter": null, "last_polled": null, "status": null, "work_pool_name": null, "active_slots": null
+            }))
+            .unwrap()
+        };
+        let tags = vec!["a".to_owned(), "x".to_owned()];
+        assert!(queue(None).legacy_filter_admits(id, &tags));
+        assert!(queue(Some(serde_json::json!({"tags": [], "deployment_ids": []}))).legacy_filter_admits(id, &tags));
+        assert!(queue(Some(serde_json::json!({"tags": ["a"], "deployment_ids": null}))).legacy_filter_admits(id, &tags));
+        assert!(!queue(Some(serde_json::json!({"tags": ["b"]}))).legacy_filter_admits(id, &tags));
+        assert!(queue(Some(serde_json::json!({"deployment_ids": [id.to_string()]}))).legacy_filter_admits(id, &tags));
+        assert!(!queue(Some(serde_json::json!({"deployment_ids": [Uuid::now_v7().to_string()]}))).legacy_filter_admits(id, &tags));
+    }
+
+    #[test]
+    fn queue_health_needs_a_recent_poll_and_no_late_runs() {
+        let policy = WorkQueueHealthPolicy::default();
+        let now = crate::time::now();
+        assert!(policy.is_healthy(0, Some(now - chrono::TimeDelta::seconds(10)), now));
+        assert!(!policy.is_healthy(1, Some(now), now));
+        assert!(!policy.is_healthy(0, None, now));
+        assert!(!policy.is_healthy(0, Some(now - chrono::TimeDelta::seconds(61)), now));
+    }
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {

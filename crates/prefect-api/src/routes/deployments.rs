@@ -6,12 +6,13 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use prefect_domain::deployment::{
     Deployment, DeploymentBulkDeleteResponse, DeploymentCreate, DeploymentFlowRunCreate, DeploymentSchedule, DeploymentScheduleCreate,
-    DeploymentScheduleUpdate, DeploymentUpdate, FlowRunBulkCreateResponse,
+    DeploymentScheduleUpdate, DeploymentUpdate, FlowRunBulkCreateResponse, ScheduleRequest,
 };
 use prefect_domain::filters::{DeploymentFilter, RunFilters};
 use prefect_domain::flow_run::FlowRun;
 use prefect_domain::sorts::DeploymentSort;
 use prefect_domain::time::DateTime;
+use prefect_domain::work_pool::LegacyWorkQueue;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -195,6 +196,22 @@ pub async fn pause_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResul
 pub async fn resume_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.set_deployment_paused(*id, false).await?;
     Ok(ok(&serde_json::Value::Null))
+}
+
+/// Schedules runs of the deployment's active schedules in a window; a past window backfills.
+/// Runs already scheduled for a schedule and time are not duplicated. An unknown id schedules nothing.
+#[utoipa::path(tag = "Deployments", request_body = ScheduleRequest, responses((status = 200)))]
+#[post("/deployments/{id}/schedule")]
+pub async fn schedule_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Option<Json<ScheduleRequest>>) -> ApiResult<HttpResponse> {
+    state.core.schedule_deployment_runs(*id, body.map(|b| b.0).unwrap_or_default()).await?;
+    Ok(ok(&serde_json::Value::Null))
+}
+
+/// Work queues whose legacy agent filter would pick up the deployment's runs.
+#[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<LegacyWorkQueue>), (status = 404)))]
+#[get("/deployments/{id}/work_queue_check")]
+pub async fn work_queue_check(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
+    Ok(ok(&state.core.work_queues_for_deployment(*id).await?))
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<DeploymentSchedule>), (status = 404)))]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::web::{Data, Path, Payload, Query};
 use actix_web::{HttpRequest, HttpResponse, get, post};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, CloseCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use prefect_core::events::{EventPageResult, PageToken};
@@ -20,6 +20,7 @@ use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, parse_json};
 use crate::routes::{no_content, ok};
+use crate::websocket::{MAX_FRAME_BYTES, close, handshake, next_text, offers_prefect_protocol};
 
 /// Events per `/events/filter` page (and its maximum).
 const PAGE_SIZE: u64 = 50;
@@ -27,8 +28,6 @@ const PAGE_SIZE: u64 = 50;
 const MAX_BACKFILL: Duration = Duration::from_secs(15 * 60);
 /// Events per backfill page.
 const BACKFILL_PAGE_SIZE: u64 = 250;
-/// Largest websocket frame accepted (Prefect's event size limit is 1.5 MB).
-const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EventFilterBody {
@@ -112,66 +111,6 @@ pub async fn count_events(state: Data<ApiState>, countable: Path<String>, body: 
     Ok(ok(&state.core.count_events(b.filter, countable, b.time_unit, b.time_interval).await?))
 }
 
-/// Whether the client asked for Prefect's subprotocol.
-fn offers_prefect_protocol(req: &HttpRequest) -> bool {
-    req.headers().get_all("sec-websocket-protocol").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|p| p.trim() == "prefect")
-}
-
-async fn close(session: Session, code: CloseCode, reason: &str) {
-    let _ = session.close(Some(CloseReason { code, description: Some(reason.to_owned()) })).await;
-}
-
-/// The next text frame, answering pings on the way; `None` when the socket closed.
-async fn next_text(session: &mut Session, stream: &mut AggregatedMessageStream) -> Option<String> {
-    while let Some(message) = stream.recv().await {
-        match message {
-            Ok(AggregatedMessage::Text(text)) => return Some(text.to_string()),
-            Ok(AggregatedMessage::Binary(bytes)) => return Some(String::from_utf8_lossy(&bytes).into_owned()),
-            Ok(AggregatedMessage::Ping(bytes)) => {
-                if session.pong(&bytes).await.is_err() {
-                    return None;
-                }
-            }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) | Err(_) => return None,
-        }
-    }
-    None
-}
-
-/// Prefect's websocket handshake: with the `prefect` subprotocol the first frame
-/// must be `{"type": "auth", "token": …}`, answered with `{"type": "auth_success"}`.
-/// Returns `false` (after closing) when the client fails it.
-pub(crate) async fn handshake(session: &mut Session, stream: &mut AggregatedMessageStream, prefect_protocol: bool, auth: Option<&str>) -> bool {
-    if !prefect_protocol {
-        if auth.is_some() {
-            close(session.clone(), CloseCode::Protocol, "Auth required but no subprotocol").await;
-            return false;
-        }
-        return true;
-    }
-    let Some(text) = next_text(session, stream).await else { return false };
-    let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if message.get("type").and_then(Value::as_str) != Some("auth") {
-        close(session.clone(), CloseCode::Policy, "Expected 'auth' message").await;
-        return false;
-    }
-    if let Some(expected) = auth {
-        match message.get("token").and_then(Value::as_str) {
-            None => {
-                close(session.clone(), CloseCode::Policy, "Auth required but no token provided").await;
-                return false;
-            }
-            Some(token) if !crate::auth::constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-                close(session.clone(), CloseCode::Policy, "Invalid token").await;
-                return false;
-            }
-            Some(_) => {}
-        }
-    }
-    session.text(json!({"type": "auth_success"}).to_string()).await.is_ok()
-}
-
 /// Streams events in: one JSON event per text frame, no acknowledgements.
 /// Duplicates are harmless (events are stored once by id); a full pipeline slows the reader down.
 #[utoipa::path(tag = "Events", responses((status = 101)))]
@@ -224,7 +163,9 @@ pub async fn events_out(req: HttpRequest, body: Payload, state: Data<ApiState>) 
         if !handshake(&mut session, &mut stream, prefect_protocol, state.settings.auth_string.as_deref()).await {
             return;
         }
-        let Some(text) = next_text(&mut session, &mut stream).await else { return };
+        let Some(text) = next_text(&mut session, &mut stream).await else {
+            return;
+        };
         let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if message.get("type").and_then(Value::as_str) != Some("filter") {
             close(session, CloseCode::Protocol, "Expected 'filter' message").await;
@@ -255,8 +196,7 @@ pub async fn events_out(req: HttpRequest, body: Payload, state: Data<ApiState>) 
         let mut sent = HashSet::new();
         if wants_backfill {
             let mut page = state.core.query_events(filter.clone(), BACKFILL_PAGE_SIZE).await;
-            loop {
-                let Ok(result) = page else { break };
+            while let Ok(result) = page {
                 for event in &result.events {
                     sent.insert(event.id);
                     if session.text(json!({"type": "event", "event": event}).to_string()).await.is_err() {

@@ -1,13 +1,16 @@
 //! `/task_runs` routes.
 
-use actix_web::web::{Data, Path};
-use actix_web::{HttpResponse, delete, get, patch, post};
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, Session};
+use prefect_core::Lane;
 use prefect_domain::filters::RunFilters;
 use prefect_domain::flow_run::HistoryResponse;
 use prefect_domain::sorts::TaskRunSort;
 use prefect_domain::state::{OrchestrationResult, SetStateRequest};
-use prefect_domain::task_run::{TaskRun, TaskRunCreate, TaskRunUpdate};
+use prefect_domain::task_run::{TaskRun, TaskRunCreate, TaskRunUpdate, TaskWorkerResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -17,6 +20,7 @@ use crate::extract::{Client, Json};
 use crate::routes::flow_runs::HistoryBody;
 use crate::routes::flows::first_page;
 use crate::routes::{created_or_ok, no_content, ok};
+use crate::websocket::{MAX_FRAME_BYTES, close, handshake, next_text, offers_prefect_protocol};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TaskRunFilterBody {
@@ -123,4 +127,137 @@ pub async fn set_task_run_state(state: Data<ApiState>, id: Path<Uuid>, client: C
     let SetStateRequest { state: proposed, force } = body.0;
     let outcome = state.core.set_task_run_state(*id, proposed, force, &client.0).await?;
     Ok(created_or_ok(outcome.created, &outcome.result))
+}
+
+/// Body of `POST /task_workers/filter`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TaskWorkerFilterBody {
+    #[serde(default)]
+    pub task_worker_filter: Option<TaskWorkerFilter>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TaskWorkerFilter {
+    #[serde(default)]
+    pub task_keys: Vec<String>,
+}
+
+/// The task workers connected to this server; with task keys, those serving any of them.
+#[utoipa::path(tag = "Task Workers", request_body = TaskWorkerFilterBody, responses((status = 200, body = Vec<TaskWorkerResponse>)))]
+#[post("/task_workers/filter")]
+pub async fn filter_task_workers(state: Data<ApiState>, body: Option<Json<TaskWorkerFilterBody>>) -> ApiResult<HttpResponse> {
+    let keys = body.and_then(|b| b.0.task_worker_filter).map(|f| f.task_keys).unwrap_or_default();
+    Ok(ok(&state.core.task_workers().list(&keys)))
+}
+
+/// Prefect's close code for a client that breaks the subscription protocol.
+const PROTOCOL_VIOLATION: u16 = 4001;
+
+/// Delivers scheduled background task runs to a task worker. After the handshake the worker
+/// sends `{"type": "subscribe", "keys": [task keys], "client_id": …}`; the server then sends
+/// one task run at a time and waits for `{"type": "ack"}` before the next (`{"type": "quit"}`
+/// ends the subscription). A run the worker did not acknowledge goes back to the front of its
+/// queue for the next worker.
+#[utoipa::path(tag = "Task Runs", responses((status = 101)))]
+#[get("/task_runs/subscriptions/scheduled")]
+pub async fn scheduled_task_subscription(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
+    let prefect_protocol = offers_prefect_protocol(&req);
+    let (response, mut session, stream) = actix_ws::handle_with_protocols(&req, body, &["prefect"])?;
+    let mut stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        if !handshake(&mut session, &mut stream, prefect_protocol, state.settings.auth_string.as_deref()).await {
+            return;
+        }
+        let Some(text) = next_text(&mut session, &mut stream).await else {
+            return;
+        };
+        let Some((keys, client_id)) = subscription(&text) else {
+            let reason = subscription_error(&text);
+            close(session, CloseCode::Other(PROTOCOL_VIOLATION), reason).await;
+            return;
+        };
+        tracing::info!(%client_id, ?keys, "Task worker subscribed.");
+        let workers = state.core.task_workers();
+        workers.observe(&client_id, &keys);
+        deliver(&mut session, &mut stream, &state.core, &keys, &client_id).await;
+        workers.forget(&client_id);
+    });
+    Ok(response)
+}
+
+/// The task keys and client id of a valid subscribe message.
+fn subscription(text: &str) -> Option<(Vec<String>, String)> {
+    let message: Value = serde_json::from_str(text).ok()?;
+    if message.get("type").and_then(Value::as_str) != Some("subscribe") {
+        return None;
+    }
+    let keys: Vec<String> = message.get("keys")?.as_array()?.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect();
+    let client_id = message.get("client_id").and_then(Value::as_str).filter(|c| !c.is_empty())?.to_owned();
+    (!keys.is_empty()).then_some((keys, client_id))
+}
+
+/// Why a subscribe message was refused, in Prefect's words.
+fn subscription_error(text: &str) -> &'static str {
+    let message: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if message.get("type").and_then(Value::as_str) != Some("subscribe") {
+        "Protocol violation: expected 'subscribe' message"
+    } else if message.get("keys").and_then(Value::as_array).is_none_or(|k| k.is_empty()) {
+        "Protocol violation: expected 'keys' in subscribe message"
+    } else {
+        "Protocol violation: expected 'client_id' in subscribe message"
+    }
+}
+
+/// Sends runs for `keys` until the worker leaves; keeps the worker marked as seen meanwhile.
+async fn deliver(session: &mut Session, stream: &mut AggregatedMessageStream, core: &prefect_core::Core, keys: &[String], client_id: &str) {
+    let (queues, workers) = (core.task_queues(), core.task_workers());
+    let mut seen = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        // Taking is cancel-safe: a run is only removed when `take` returns it.
+        let run = tokio::select! {
+            run = queues.take(keys) => run,
+            incoming = stream.recv() => match incoming {
+                Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = seen.tick() => {
+                workers.observe(client_id, keys);
+                continue;
+            }
+        };
+        let body = match serde_json::to_string(&run) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(task_run_id = %run.id, error = %e, "Could not encode a task run for a task worker.");
+                continue;
+            }
+        };
+        if session.text(body).await.is_err() {
+            queues.put(run, Lane::Retry).await;
+            return;
+        }
+        let reply = next_text(session, stream).await.map(|text| serde_json::from_str::<Value>(&text).unwrap_or(Value::Null));
+        match reply.as_ref().and_then(|r| r.get("type")).and_then(Value::as_str) {
+            Some("ack") => workers.observe(client_id, std::slice::from_ref(&run.task_key)),
+            Some("quit") => {
+                let _ = session.clone().close(None).await;
+                return;
+            }
+            _ => {
+                tracing::debug!(task_run_id = %run.id, "Task worker left without acknowledging; the run goes back to its queue.");
+                queues.put(run, Lane::Retry).await;
+                if reply.is_some() {
+                    close(session.clone(), CloseCode::Other(PROTOCOL_VIOLATION), "Protocol violation: expected 'ack' message").await;
+                }
+                return;
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use prefect_domain::flow_run::FlowRun;
 use prefect_domain::time::DateTime;
-use prefect_domain::work_pool::{WorkQueue, WorkQueueCreate, WorkQueueUpdate};
+use prefect_domain::work_pool::{WorkQueue, WorkQueueCreate, WorkQueueStatusDetail, WorkQueueUpdate};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -70,4 +70,11 @@ pub async fn delete_work_queue_by_id(state: Data<ApiState>, id: Path<Uuid>) -> A
 pub async fn read_work_queue_runs(state: Data<ApiState>, id: Path<Uuid>, body: Option<Json<WorkQueueRunsBody>>) -> ApiResult<HttpResponse> {
     let b = body.map(|b| b.0).unwrap_or_default();
     Ok(ok(&state.core.work_queue_runs(*id, b.scheduled_before, b.limit).await?))
+}
+
+/// The queue's health: late runs and the last poll, against Prefect's default policy.
+#[utoipa::path(tag = "Work Queues", responses((status = 200, body = WorkQueueStatusDetail), (status = 404)))]
+#[get("/work_queues/{id}/status")]
+pub async fn read_work_queue_status(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
+    Ok(ok(&state.core.work_queue_status(*id).await?))
 }

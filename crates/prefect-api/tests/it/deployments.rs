@@ -270,3 +270,149 @@ async fn bulk_delete_deployments() {
     assert_eq!(app.post("deployments/count", json!({"deployments": {"tags": {"all_": [tag]}}})).await.1, json!(1));
     assert_eq!(app.post("deployments/bulk_delete", json!({"limit": 51})).await.0, 422);
 }
+
+async fn pool_with_template(app: &TestApp) -> String {
+    let name = unique("jv-pool");
+    let template = json!({
+        "job_configuration": {"image": "{{ image }}", "cpu": "{{ cpu }}"},
+        "variables": {"type": "object", "required": ["image"], "properties": {
+            "image": {"type": "string"},
+            "cpu": {"type": "integer", "default": 1},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        }},
+    });
+    let (status, body) = app.post("work_pools/", json!({"name": name, "type": "process", "base_job_template": template})).await;
+    assert_eq!(status, 201, "{body}");
+    name
+}
+
+/// Messages and codes as Prefect 3.9.1 answers them (checked side by side).
+#[tokio::test]
+async fn job_variables_are_checked_against_the_pool_template() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let pool = pool_with_template(&app).await;
+    let detail = |message: &str| json!({"detail": message});
+
+    let (status, body) = app.post("deployments/", json!({"name": "d1", "flow_id": flow_id, "work_pool_name": pool, "job_variables": {"cpu": "lots"}})).await;
+    assert_eq!(
+        (status, body),
+        (422, detail("Error creating deployment: Validation failed for field 'cpu'. Failure reason: 'lots' is not valid under any of the given schemas"))
+    );
+    let (status, body) = app.post("deployments/", json!({"name": "d1", "flow_id": flow_id, "work_pool_name": pool, "job_variables": {"env": {"A": 1}}})).await;
+    assert_eq!((status, body), (422, detail("Error creating deployment: Validation failed for field 'env.A'. Failure reason: 1 is not of type 'string'")));
+
+    // A deployment need not carry required variables; the flow run's full set must.
+    let (status, dep) = app.post("deployments/", json!({"name": "d2", "flow_id": flow_id, "work_pool_name": pool, "job_variables": {"cpu": 2}})).await;
+    assert_eq!(status, 201, "{dep}");
+    let dep_id = dep["id"].as_str().unwrap().to_owned();
+    let (status, body) = app.post(&format!("deployments/{dep_id}/create_flow_run"), json!({})).await;
+    assert_eq!((status, body), (422, detail("Error creating flow run: Validation failed. Failure reason: 'image' is a required property")));
+    let (status, body) = app.post(&format!("deployments/{dep_id}/create_flow_run"), json!({"job_variables": {"image": 5}})).await;
+    assert_eq!((status, body), (422, detail("Error creating flow run: Validation failed for field 'image'. Failure reason: 5 is not of type 'string'")));
+    let (status, run) = app.post(&format!("deployments/{dep_id}/create_flow_run"), json!({"job_variables": {"image": "x"}})).await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+
+    let (status, body) = app.patch(&format!("flow_runs/{run_id}"), json!({"job_variables": {"image": 7}})).await;
+    assert_eq!((status, body), (422, detail("Error updating flow run: Validation failed for field 'image'. Failure reason: 7 is not of type 'string'")));
+    assert_eq!(app.patch(&format!("flow_runs/{run_id}"), json!({"job_variables": {"image": "y"}})).await.0, 204);
+    assert_eq!(app.get(&format!("flow_runs/{run_id}")).await.1["job_variables"], json!({"image": "y"}));
+
+    let (status, body) = app.patch(&format!("deployments/{dep_id}"), json!({"work_pool_name": pool, "job_variables": {"cpu": "lots"}})).await;
+    assert_eq!((status, body), (409, detail("Error creating deployment: <ValidationError: \"'lots' is not of type 'integer'\">")));
+
+    let (_, bulk) = app.post(&format!("deployments/{dep_id}/create_flow_run/bulk"), json!([{}, {"job_variables": {"image": "y"}}])).await;
+    assert_eq!(bulk["results"][0]["error"], "Error creating flow run: Validation failed. Failure reason: 'image' is a required property");
+    assert_eq!(bulk["results"][1]["status"], "CREATED");
+}
+
+#[tokio::test]
+async fn pool_defaults_must_fit_their_own_schema() {
+    let app = spawn_app().await;
+    let template = |cpu: serde_json::Value| json!({"job_configuration": {"cpu": "{{ cpu }}"}, "variables": {"type": "object", "properties": {"cpu": cpu}}});
+    let (status, body) =
+        app.post("work_pools/", json!({"name": unique("p"), "base_job_template": template(json!({"type": "integer", "default": "many"}))})).await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"detail": "Validation failed for work pool's job variable defaults: Validation failed for field 'cpu'. Failure reason: 'many' is not valid under any of the given schemas"})
+        )
+    );
+    let missing_block = json!({"type": "object", "default": {"$ref": {"block_document_id": "00000000-0000-0000-0000-000000000000"}}});
+    let (status, body) = app.post("work_pools/", json!({"name": unique("p"), "base_job_template": template(missing_block)})).await;
+    assert_eq!((status, body), (404, json!({"detail": "Block not found."})));
+}
+
+#[tokio::test]
+async fn manual_scheduling_backfills_a_window_once() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let (_, dep) = app
+        .post(
+            "deployments/",
+            json!({"name": unique("bf"), "flow_id": flow_id, "schedules": [{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]}),
+        )
+        .await;
+    let dep_id = dep["id"].as_str().unwrap().to_owned();
+    let window = json!({"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T05:30:00Z", "min_runs": 1, "max_runs": 100, "min_time": 86400});
+    assert_eq!(app.post(&format!("deployments/{dep_id}/schedule"), window.clone()).await, (200, serde_json::Value::Null));
+    let runs = scheduled_runs(&app, &dep_id).await;
+    let times: Vec<&str> = runs.iter().map(|r| r["expected_start_time"].as_str().unwrap()).collect();
+    assert_eq!(
+        times,
+        ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z", "2026-01-01T04:00:00Z", "2026-01-01T05:00:00Z"]
+    );
+    assert!(runs.iter().all(|r| r["auto_scheduled"] == true && r["tags"][0] == "auto-scheduled"));
+
+    assert_eq!(app.post(&format!("deployments/{dep_id}/schedule"), window).await.0, 200);
+    assert_eq!(scheduled_runs(&app, &dep_id).await.len(), 6, "scheduling the same window again adds nothing");
+
+    let few = json!({"start_time": "2026-02-01T00:00:00Z", "max_runs": 2});
+    assert_eq!(app.post(&format!("deployments/{dep_id}/schedule"), few).await.0, 200);
+    assert_eq!(scheduled_runs(&app, &dep_id).await.len(), 8, "max_runs caps a pass");
+
+    let unknown = uuid::Uuid::new_v4();
+    assert_eq!(app.post(&format!("deployments/{unknown}/schedule"), json!({})).await, (200, serde_json::Value::Null), "as Prefect: nothing to schedule");
+}
+
+#[tokio::test]
+async fn work_queue_check_follows_legacy_queue_filters() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let names = [unique("plain"), unique("tag-a"), unique("tag-b"), unique("empty")];
+    let filters = [json!(null), json!({"tags": ["a"], "deployment_ids": null}), json!({"tags": ["b"]}), json!({"tags": [], "deployment_ids": []})];
+    for (name, filter) in names.iter().zip(filters) {
+        assert_eq!(app.post("work_queues/", json!({"name": name, "filter": filter})).await.0, 201);
+    }
+    let (_, dep) = app.post("deployments/", json!({"name": unique("wqc"), "flow_id": flow_id, "tags": ["a", "x"]})).await;
+    let (status, queues) = app.get(&format!("deployments/{}/work_queue_check", dep["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200, "{queues}");
+    let listed: Vec<&str> = queues.as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    for (name, expected) in names.iter().zip([true, true, false, true]) {
+        assert_eq!(listed.contains(&name.as_str()), expected, "{name}: {listed:?}");
+    }
+    let keys: Vec<&String> = queues[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 11, "Prefect's legacy queue shape: {keys:?}");
+    let unknown = uuid::Uuid::new_v4();
+    assert_eq!(app.get(&format!("deployments/{unknown}/work_queue_check")).await, (404, json!({"detail": "Deployment not found"})));
+}
+
+#[tokio::test]
+async fn work_queue_status_reports_health() {
+    let app = spawn_app().await;
+    let (_, queue) = app.post("work_queues/", json!({"name": unique("health")})).await;
+    let qid = queue["id"].as_str().unwrap().to_owned();
+    let (status, detail) = app.get(&format!("work_queues/{qid}/status")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        detail,
+        json!({"healthy": false, "late_runs_count": 0, "last_polled": null, "health_check_policy": {"maximum_late_runs": 0, "maximum_seconds_since_last_polled": 60}})
+    );
+    assert_eq!(app.post(&format!("work_queues/{qid}/get_runs"), json!({})).await.0, 200);
+    let (_, detail) = app.get(&format!("work_queues/{qid}/status")).await;
+    assert_eq!(detail["healthy"], true, "polled just now, nothing late: {detail}");
+    let unknown = uuid::Uuid::new_v4();
+    assert_eq!(app.get(&format!("work_queues/{unknown}/status")).await.0, 404);
+}

@@ -4,22 +4,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{flow, flow_run, id, set_state, unique};
+use crate::support::{connect, flow, flow_run, id, set_state, unique};
 
 fn event(name: &str, resource: &str, related: Value) -> Value {
     json!({"id": uuid::Uuid::new_v4(), "occurred": chrono::Utc::now(), "event": name,
            "resource": {"prefect.resource.id": resource}, "related": related, "payload": {"k": 1}})
-}
-
-async fn connect(app: &prefect_testing::TestApp, path: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = app.url(path).replacen("http://", "ws://", 1);
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "prefect".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::text(json!({"type": "auth", "token": null}).to_string())).await.unwrap();
-    let reply = ws.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(reply.to_text().unwrap()).unwrap(), json!({"type": "auth_success"}));
-    ws
 }
 
 #[tokio::test]

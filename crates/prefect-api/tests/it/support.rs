@@ -1,7 +1,10 @@
 //! Shared setup for the integration tests.
 
+use futures_util::{SinkExt, StreamExt};
 use prefect_testing::TestApp;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A unique name for objects created by one test.
 pub fn unique(prefix: &str) -> String {
@@ -33,4 +36,16 @@ pub async fn set_state(app: &TestApp, kind: &str, id: &str, state_type: &str, fo
 
 pub fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()
+}
+
+/// A websocket to `path`, past Prefect's `prefect` subprotocol handshake.
+pub async fn connect(app: &TestApp, path: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = app.url(path).replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "prefect".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(json!({"type": "auth", "token": null}).to_string())).await.unwrap();
+    let reply = ws.next().await.unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(reply.to_text().unwrap()).unwrap(), json!({"type": "auth_success"}));
+    ws
 }

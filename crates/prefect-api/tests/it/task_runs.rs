@@ -1,7 +1,11 @@
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
 use prefect_testing::spawn_app;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{flow, flow_run, id, set_state};
+use crate::support::{connect, flow, flow_run, id, set_state, unique};
 
 #[tokio::test]
 async fn task_runs_dedupe_on_natural_key_and_orchestrate() {
@@ -85,4 +89,118 @@ async fn tag_limits_gate_task_runs_and_release_on_completion() {
     set_state(&app, "task_runs", &id(&a), "COMPLETED", false).await;
     let (_, result) = set_state(&app, "task_runs", &id(&b), "RUNNING", false).await;
     assert_eq!(result["status"], "ACCEPT");
+}
+
+// --- background tasks: delivery to task workers ------------------------------------------
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(app: &prefect_testing::TestApp, keys: &[&str], client_id: &str) -> Socket {
+    let mut ws = connect(app, "task_runs/subscriptions/scheduled").await;
+    ws.send(Message::text(json!({"type": "subscribe", "keys": keys, "client_id": client_id}).to_string())).await.unwrap();
+    ws
+}
+
+async fn receive(ws: &mut Socket) -> serde_json::Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a task run within 10 s").unwrap().unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn deferred_task_run(app: &prefect_testing::TestApp, task_key: &str) -> serde_json::Value {
+    let parameters_id = uuid::Uuid::new_v4();
+    let state = json!({"type": "SCHEDULED", "state_details": {"deferred": true, "task_parameters_id": parameters_id}});
+    let (status, run) = app.post("task_runs/", json!({"task_key": task_key, "dynamic_key": uuid::Uuid::new_v4(), "name": "bg", "state": state})).await;
+    assert_eq!(status, 201, "{run}");
+    run
+}
+
+#[tokio::test]
+async fn scheduled_background_tasks_reach_a_subscribed_worker_once() {
+    let app = spawn_app().await;
+    let key = unique("say_hello");
+    let early = deferred_task_run(&app, &key).await;
+    let mut worker = subscribe(&app, &[&key], "worker-1").await;
+    let delivered = receive(&mut worker).await;
+    assert_eq!(delivered["id"], early["id"], "a run scheduled before the worker came is delivered");
+    assert_eq!(delivered["state"]["state_details"]["deferred"], true);
+    assert_eq!(delivered["state"]["state_details"]["task_parameters_id"], early["state"]["state_details"]["task_parameters_id"]);
+    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+
+    let late = deferred_task_run(&app, &key).await;
+    let other_key = deferred_task_run(&app, &unique("other")).await;
+    let delivered = receive(&mut worker).await;
+    assert_eq!(delivered["id"], late["id"]);
+    assert_ne!(delivered["id"], other_key["id"]);
+    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+
+    let (_, workers) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": [key]}})).await;
+    assert_eq!(workers.as_array().unwrap().len(), 1, "{workers}");
+    assert_eq!(workers[0]["identifier"], "worker-1");
+    assert_eq!(workers[0]["task_keys"], json!([key]));
+    let (_, none) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": ["nobody-serves-this"]}})).await;
+    assert_eq!(none, json!([]));
+
+    worker.close(None).await.unwrap();
+    let gone = app
+        .eventually(10, || async {
+            let (_, w) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": [key]}})).await;
+            (w == json!([])).then_some(())
+        })
+        .await;
+    assert_eq!(gone, ());
+}
+
+#[tokio::test]
+async fn a_run_the_worker_did_not_acknowledge_goes_to_the_next_worker() {
+    let app = spawn_app().await;
+    let key = unique("flaky");
+    let run = deferred_task_run(&app, &key).await;
+    let mut first = subscribe(&app, &[&key], "first").await;
+    assert_eq!(receive(&mut first).await["id"], run["id"]);
+    drop(first); // gone without an ack
+
+    let mut second = subscribe(&app, &[&key], "second").await;
+    assert_eq!(receive(&mut second).await["id"], run["id"], "redelivered");
+    second.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+}
+
+#[tokio::test]
+async fn retries_of_background_tasks_are_delivered_again() {
+    let app = spawn_app().await;
+    let key = unique("retrying");
+    let run = deferred_task_run(&app, &key).await;
+    let mut worker = subscribe(&app, &[&key], "w").await;
+    receive(&mut worker).await;
+    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+    let task_id = id(&run);
+    let deferred = |kind: &str, name: &str| json!({"state": {"type": kind, "name": name, "state_details": {"deferred": true}}});
+    for (kind, name) in [("PENDING", "Pending"), ("RUNNING", "Running")] {
+        let (_, r) = app.post(&format!("task_runs/{task_id}/set_state"), deferred(kind, name)).await;
+        assert_eq!(r["status"], "ACCEPT", "{r}");
+    }
+    let retry = json!({"state": {"type": "SCHEDULED", "name": "AwaitingRetry", "state_details": {"deferred": true, "scheduled_time": chrono::Utc::now()}}});
+    let (_, r) = app.post(&format!("task_runs/{task_id}/set_state"), retry).await;
+    assert_eq!(r["status"], "ACCEPT", "{r}");
+    let again = receive(&mut worker).await;
+    assert_eq!((again["id"].clone(), again["state"]["name"].clone()), (run["id"].clone(), json!("AwaitingRetry")));
+}
+
+#[tokio::test]
+async fn subscriptions_must_name_keys_and_a_client() {
+    let app = spawn_app().await;
+    for (message, reason) in [
+        (json!({"type": "listen"}), "Protocol violation: expected 'subscribe' message"),
+        (json!({"type": "subscribe", "keys": [], "client_id": "c"}), "Protocol violation: expected 'keys' in subscribe message"),
+        (json!({"type": "subscribe", "keys": ["k"]}), "Protocol violation: expected 'client_id' in subscribe message"),
+    ] {
+        let mut ws = connect(&app, "task_runs/subscriptions/scheduled").await;
+        ws.send(Message::text(message.to_string())).await.unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+        let Message::Close(Some(close)) = frame else { panic!("expected a close frame, got {frame:?}") };
+        assert_eq!((u16::from(close.code), close.reason.as_str()), (4001, reason));
+    }
 }

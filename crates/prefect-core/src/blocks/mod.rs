@@ -85,6 +85,12 @@ fn separate_references(data: &Map<String, Value>) -> Result<(Map<String, Value>,
     Ok((own, references))
 }
 
+/// The data of block document `id` as a read without secrets shows it (nested documents merged),
+/// or `None` when there is no such document.
+pub(crate) async fn document_data(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Map<String, Value>>> {
+    Ok(Assembler::new(c).documents(&[id], false).await?.pop().map(|d| d.data))
+}
+
 /// Reads schemas and documents with everything they nest, caching what it has read.
 struct Assembler<'c, C> {
     c: &'c C,
@@ -136,7 +142,9 @@ impl<'c, C: ConnectionTrait> Assembler<'c, C> {
         let mut definitions = Map::new();
         let mut children_seen = HashSet::new();
         for reference in self.schema_refs.get(&id).into_iter().flatten() {
-            let Some(child) = self.schemas.get(&reference.child) else { continue };
+            let Some(child) = self.schemas.get(&reference.child) else {
+                continue;
+            };
             let slug = self.types.get(&child.block_type_id).map(|t| t.slug.clone()).unwrap_or_default();
             let entry = json!({"block_schema_checksum": child.checksum, "block_type_slug": slug});
             match references.get_mut(&reference.name) {
@@ -222,7 +230,9 @@ impl<'c, C: ConnectionTrait> Assembler<'c, C> {
         let mut nested = Map::new();
         if depth < MAX_REFERENCE_DEPTH {
             for reference in references.get(&id).into_iter().flatten() {
-                let Some(child) = self.document(reference.child, rows, references, include_secrets, depth + 1) else { continue };
+                let Some(child) = self.document(reference.child, rows, references, include_secrets, depth + 1) else {
+                    continue;
+                };
                 data.insert(reference.name.clone(), Value::Object(child.data.clone()));
                 nested.insert(
                     reference.name.clone(),
@@ -368,7 +378,9 @@ impl Core {
         let txn = self.db().begin_write().await?;
         let block_type = match blocks::insert_type(&txn, &create, false, time::now()).await {
             Ok(t) => t,
-            Err(prefect_storage::Error::Conflict(_)) => return Err(Error::Conflict(format!("Block type with name \"{}\" already exists", create.name))),
+            Err(prefect_storage::Error::Conflict(_)) => {
+                return Err(Error::Conflict(format!("Block type with name \"{}\" already exists", create.name)));
+            }
             Err(e) => return Err(e.into()),
         };
         prefect_storage::commit(txn).await?;
