@@ -183,3 +183,20 @@ async fn a_task_worker_runs_a_delayed_task() {
     assert_eq!(names.first(), Some(&"Scheduled"), "{names:?}");
     assert_eq!(names.last(), Some(&"Completed"), "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the prefect 3.9.1 venv; scripts/test.sh runs it"]
+async fn cancelling_a_run_stops_the_flow_a_worker_started() {
+    let app = spawn_app().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let worker_polling = [("PREFECT_WORKER_QUERY_SECONDS", "1"), ("PREFECT_WORKER_PREFETCH_SECONDS", "5")];
+    let (summary, stderr) = run_script(&app, "e2e_cancel.py", &tag, &worker_polling).await;
+    let log = summary["worker_log"].as_str().unwrap_or_default();
+    assert_eq!(summary["final_state"], "CANCELLED", "{log}\n{stderr}");
+    assert_eq!(summary["flow_process_alive"], false, "the worker killed the flow's process: {log}");
+    let run_id = summary["flow_run_id"].as_str().unwrap().to_owned();
+    let (_, states) = app.get(&format!("flow_run_states/?flow_run_id={run_id}")).await;
+    let names: Vec<&str> = states.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names.last(), Some(&"Cancelled"), "{names:?}");
+    assert!(names.contains(&"Cancelling"), "{names:?}");
+}
