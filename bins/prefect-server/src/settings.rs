@@ -316,6 +316,23 @@ mod tests {
     }
 
     #[test]
+    fn duration_settings_take_seconds_or_iso_8601() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_MAX_SCHEDULED_TIME", "P7D"),
+                ("PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME", "PT30M"),
+                ("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "20.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.services.scheduler.max_scheduled_time_seconds, 7.0 * 86_400.0);
+        assert_eq!(s.services.scheduler.min_scheduled_time_seconds, 1800.0);
+        assert_eq!(s.services.late_runs.after_seconds, 20.5);
+        assert!(Settings::load(None, &env(&[("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "soon")])).is_err());
+    }
+
+    #[test]
     fn canonical_names_win_over_legacy_ones() {
         let s = Settings::load(
             None,

@@ -64,32 +64,9 @@ struct TaskRunSnapshot {
 fn duration_seconds(value: Option<&Value>) -> f64 {
     match value {
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-        Some(Value::String(s)) => parse_iso_duration(s).unwrap_or(0.0),
+        Some(Value::String(s)) => prefect_domain::time::iso_duration_seconds(s).unwrap_or(0.0),
         _ => 0.0,
     }
-}
-
-fn parse_iso_duration(s: &str) -> Option<f64> {
-    let rest = s.strip_prefix('P')?;
-    let (days_part, time_part) = rest.split_once('T').unwrap_or((rest, ""));
-    let mut total = 0.0;
-    let mut number = String::new();
-    for c in days_part.chars() {
-        match c {
-            'D' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 86_400.0,
-            'W' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 604_800.0,
-            _ => number.push(c),
-        }
-    }
-    for c in time_part.chars() {
-        match c {
-            'H' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 3600.0,
-            'M' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 60.0,
-            'S' => total += std::mem::take(&mut number).parse::<f64>().ok()?,
-            _ => number.push(c),
-        }
-    }
-    Some(total)
 }
 
 /// Builds the task run and state an event reports; `None` for malformed events.
@@ -170,10 +147,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iso_durations() {
-        assert_eq!(parse_iso_duration("PT1.5S"), Some(1.5));
-        assert_eq!(parse_iso_duration("P1DT1H"), Some(90_000.0));
+    fn durations_are_seconds_or_iso_8601() {
+        assert_eq!(duration_seconds(Some(&serde_json::json!("P1DT1H"))), 90_000.0);
         assert_eq!(duration_seconds(Some(&serde_json::json!(2.25))), 2.25);
+        assert_eq!(duration_seconds(None), 0.0);
     }
 
     #[test]

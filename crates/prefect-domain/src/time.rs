@@ -41,9 +41,43 @@ pub fn from_seconds_signed(seconds: f64) -> TimeDelta {
     TimeDelta::microseconds((seconds * 1e6).round() as i64)
 }
 
+/// Seconds in an ISO 8601 duration of days, weeks, hours, minutes and seconds (`P1DT2H`,
+/// `PT1.5S`), as Python's timedelta fields accept them; `None` if it is not one.
+pub fn iso_duration_seconds(s: &str) -> Option<f64> {
+    let rest = s.strip_prefix('P')?;
+    let (days_part, time_part) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut total = 0.0;
+    let mut number = String::new();
+    for c in days_part.chars() {
+        match c {
+            'D' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 86_400.0,
+            'W' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 604_800.0,
+            _ => number.push(c),
+        }
+    }
+    for c in time_part.chars() {
+        match c {
+            'H' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 3600.0,
+            'M' => total += std::mem::take(&mut number).parse::<f64>().ok()? * 60.0,
+            'S' => total += std::mem::take(&mut number).parse::<f64>().ok()?,
+            _ => number.push(c),
+        }
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_durations() {
+        assert_eq!(iso_duration_seconds("PT1.5S"), Some(1.5));
+        assert_eq!(iso_duration_seconds("P1DT2H3M4S"), Some(86_400.0 + 7_200.0 + 180.0 + 4.0));
+        assert_eq!(iso_duration_seconds("P2W"), Some(1_209_600.0));
+        assert_eq!(iso_duration_seconds("3600"), None);
+        assert_eq!(iso_duration_seconds("PTXS"), None);
+    }
 
     #[test]
     fn now_has_microsecond_precision() {

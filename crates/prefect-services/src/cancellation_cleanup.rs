@@ -16,6 +16,7 @@ pub struct CancellationCleanupOptions {
     pub enabled: bool,
     pub loop_seconds: f64,
     /// How long a run may stay Cancelling before it is marked Cancelled.
+    #[serde(deserialize_with = "crate::duration_setting")]
     pub cancelling_timeout_seconds: f64,
     /// Runs read per page.
     pub batch_size: u64,

@@ -16,6 +16,7 @@ pub struct ForemanOptions {
     pub enabled: bool,
     pub loop_seconds: f64,
     /// Queues and deployments not polled for this long become NOT_READY.
+    #[serde(deserialize_with = "crate::duration_setting")]
     pub work_queue_last_polled_timeout_seconds: f64,
 }
 

@@ -14,6 +14,7 @@ pub struct LateRunsOptions {
     pub enabled: bool,
     pub loop_seconds: f64,
     /// How long past its scheduled time a run waits before it is Late.
+    #[serde(deserialize_with = "crate::duration_setting")]
     pub after_seconds: f64,
     /// Runs marked per pass.
     pub batch_size: u64,

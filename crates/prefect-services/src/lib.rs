@@ -69,3 +69,28 @@ where
     }
     tracing::debug!(service = name, "Service stopped.");
 }
+
+/// Reads a duration setting as Prefect's timedelta settings take it: seconds (a number or a
+/// numeric string, as environment variables arrive) or an ISO 8601 duration such as `PT1H`.
+pub(crate) fn duration_setting<'de, D>(deserializer: D) -> Result<f64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(f64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Seconds(seconds) => Ok(seconds),
+        Raw::Text(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .or_else(|| prefect_domain::time::iso_duration_seconds(text.trim()))
+            .ok_or_else(|| D::Error::custom(format!("{text:?} is neither a number of seconds nor an ISO 8601 duration"))),
+    }
+}

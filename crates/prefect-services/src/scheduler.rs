@@ -31,8 +31,10 @@ pub struct SchedulerOptions {
     /// Fewest future runs kept per schedule.
     pub min_runs: usize,
     /// Runs are scheduled at most this many seconds ahead.
+    #[serde(deserialize_with = "crate::duration_setting")]
     pub max_scheduled_time_seconds: f64,
     /// Runs are scheduled at least this many seconds ahead.
+    #[serde(deserialize_with = "crate::duration_setting")]
     pub min_scheduled_time_seconds: f64,
     /// Runs inserted per transaction.
     pub insert_batch_size: usize,
