@@ -4,6 +4,7 @@
 //! `prefect-server database upgrade|downgrade|reset` manages the schema;
 //! `prefect-server openapi` prints the OpenAPI document.
 
+mod memory;
 mod settings;
 
 use std::collections::HashMap;
@@ -166,6 +167,11 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     }
     if services && settings.services.foreman.enabled {
         tasks.push(tokio::spawn(Foreman::new(settings.services.foreman.clone(), core.clone()).run(shutdown.clone())));
+    }
+
+    if settings.server.memory_trim_seconds > 0.0 {
+        let interval = Duration::from_secs_f64(settings.server.memory_trim_seconds.max(1.0));
+        tasks.push(tokio::spawn(memory::trim_periodically(interval, shutdown.clone())));
     }
 
     let mut api_settings = settings.api.clone();

@@ -25,11 +25,13 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Seconds to keep idle keep-alive connections.
     pub keepalive_seconds: u64,
+    /// Seconds between returns of freed heap memory to the OS (0: never); see `memory.rs`.
+    pub memory_trim_seconds: f64,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { host: "127.0.0.1".to_owned(), port: 4200, workers: 0, keepalive_seconds: 5 }
+        ServerOptions { host: "127.0.0.1".to_owned(), port: 4200, workers: 0, keepalive_seconds: 5, memory_trim_seconds: 10.0 }
     }
 }
 
@@ -104,6 +106,7 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_API_HOST", "server.host"),
     ("PREFECT_SERVER_API_PORT", "server.port"),
     ("PREFECT_SERVER_API_KEEPALIVE_TIMEOUT", "server.keepalive_seconds"),
+    ("PREFECT_SERVER_MEMORY_TRIM_SECONDS", "server.memory_trim_seconds"),
     ("PREFECT_SERVER_WORKERS", "server.workers"),
     ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "database.url"),
     ("PREFECT_API_DATABASE_CONNECTION_URL", "database.url"),
