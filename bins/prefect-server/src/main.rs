@@ -181,8 +181,18 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
         api_settings.max_in_flight_requests = Some(100);
     }
     let state = ApiState::new(core, api_settings);
-    let mut server =
-        actix_web::HttpServer::new(move || app(state.clone())).keep_alive(Duration::from_secs(settings.server.keepalive_seconds.max(1))).shutdown_timeout(10);
+    let trim_memory = settings.server.memory_trim_seconds > 0.0;
+    let mut server = actix_web::HttpServer::new(move || {
+        let app = app(state.clone());
+        // Building the app (its OpenAPI document above all) leaves megabytes freed in this
+        // worker's malloc arena: hand them back before the first request.
+        if trim_memory {
+            memory::trim();
+        }
+        app
+    })
+    .keep_alive(Duration::from_secs(settings.server.keepalive_seconds.max(1)))
+    .shutdown_timeout(10);
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
