@@ -145,7 +145,12 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(EventPipeline::new(settings.services.event_pipeline.clone(), core.clone(), events).run(shutdown.clone())));
+    let mut pipeline_options = settings.services.event_pipeline.clone();
+    if is_sqlite {
+        // One writer: concurrent batches would only queue for it.
+        pipeline_options.persist_concurrency = 1;
+    }
+    tasks.push(tokio::spawn(EventPipeline::new(pipeline_options, core.clone(), events).run(shutdown.clone())));
     if settings.services.database_maintenance.enabled {
         let maintenance = DatabaseMaintenance::new(settings.services.database_maintenance.clone(), core.clone());
         tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));

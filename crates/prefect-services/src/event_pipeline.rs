@@ -5,7 +5,12 @@
 //!
 //! Nothing accepted is dropped: a batch that cannot be written is retried with
 //! backoff while producers wait on the bounded bus.
+//!
+//! Several batches may be written at once (`persist_concurrency`, for PostgreSQL, where one
+//! connection's inserts keep one database process busy); recording task runs and fanning
+//! out still happen batch by batch, in arrival order, each after its batch is stored.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +33,13 @@ pub struct EventPipelineOptions {
     pub batch_size: usize,
     /// How long to wait for a batch to fill once its first event arrived.
     pub flush_interval_ms: u64,
+    /// Batches written at once (the binary uses 1 on SQLite, which has one writer).
+    pub persist_concurrency: usize,
 }
 
 impl Default for EventPipelineOptions {
     fn default() -> Self {
-        EventPipelineOptions { persist: true, record_task_runs: true, stream_out: true, batch_size: 2000, flush_interval_ms: 20 }
+        EventPipelineOptions { persist: true, record_task_runs: true, stream_out: true, batch_size: 2000, flush_interval_ms: 20, persist_concurrency: 4 }
     }
 }
 
@@ -53,20 +60,38 @@ impl EventPipeline {
     /// Processes events until shutdown, then drains what is already queued.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let batch_size = self.options.batch_size.max(1);
+        let concurrency = self.options.persist_concurrency.max(1);
         let mut buffer: Vec<ReceivedEvent> = Vec::with_capacity(batch_size);
+        // Batches being written, oldest first; each is finished (recorded, fanned out) in order.
+        let mut writing: VecDeque<Writing> = VecDeque::new();
         loop {
             let received = tokio::select! {
-                n = self.receiver.recv_many(&mut buffer, batch_size) => n,
+                biased;
                 _ = shutdown.cancelled() => {
+                    while let Some(oldest) = writing.pop_front() {
+                        self.finish(oldest.batch, oldest.task.await, &shutdown).await;
+                    }
                     self.receiver.close();
                     while self.receiver.recv_many(&mut buffer, batch_size).await > 0 {
-                        let batch: Vec<Arc<ReceivedEvent>> = buffer.drain(..).map(Arc::new).collect();
-                        self.process(&batch, &shutdown).await;
+                        let batch: Arc<[Arc<ReceivedEvent>]> = buffer.drain(..).map(Arc::new).collect();
+                        let written = self.write(batch, &shutdown);
+                        self.finish(written.batch, written.task.await, &shutdown).await;
                     }
                     return;
                 }
+                // Finish the oldest write when it is done, so recording never waits for new events.
+                joined = async { (&mut writing.front_mut().expect("guarded").task).await }, if !writing.is_empty() => {
+                    if let Some(oldest) = writing.pop_front() {
+                        self.finish(oldest.batch, joined, &shutdown).await;
+                    }
+                    continue;
+                }
+                n = self.receiver.recv_many(&mut buffer, batch_size), if writing.len() < concurrency => n,
             };
             if received == 0 {
+                while let Some(oldest) = writing.pop_front() {
+                    self.finish(oldest.batch, oldest.task.await, &shutdown).await;
+                }
                 return;
             }
             // Let a burst accumulate into one transaction.
@@ -81,24 +106,42 @@ impl EventPipeline {
                     }
                 }
             }
-            let batch: Vec<Arc<ReceivedEvent>> = buffer.drain(..).map(Arc::new).collect();
-            self.process(&batch, &shutdown).await;
+            let batch: Arc<[Arc<ReceivedEvent>]> = buffer.drain(..).map(Arc::new).collect();
+            writing.push_back(self.write(batch, &shutdown));
         }
     }
 
-    async fn process(&self, batch: &[Arc<ReceivedEvent>], shutdown: &CancellationToken) {
-        if self.options.persist {
-            retry("event persister", shutdown, || self.core.persist_events(batch)).await;
+    /// Starts storing `batch` (retried until stored) on its own task.
+    fn write(&self, batch: Arc<[Arc<ReceivedEvent>]>, shutdown: &CancellationToken) -> Writing {
+        let task = if self.options.persist {
+            let (core, shutdown, events) = (self.core.clone(), shutdown.clone(), Arc::clone(&batch));
+            tokio::spawn(async move { retry("event persister", &shutdown, || core.persist_events(&events)).await })
+        } else {
+            tokio::spawn(async {})
+        };
+        Writing { batch, task }
+    }
+
+    /// After a batch is stored: records its task runs and fans it out to live subscribers.
+    async fn finish(&self, batch: Arc<[Arc<ReceivedEvent>]>, stored: Result<(), tokio::task::JoinError>, shutdown: &CancellationToken) {
+        if let Err(error) = stored {
+            tracing::error!(%error, "The event persister task failed.");
         }
         if self.options.record_task_runs {
-            retry("task run recorder", shutdown, || self.recorder.record(batch)).await;
+            retry("task run recorder", shutdown, || self.recorder.record(&batch)).await;
         }
         if self.options.stream_out {
-            for event in batch {
+            for event in batch.iter() {
                 self.core.events().broadcast(event.clone());
             }
         }
     }
+}
+
+/// A batch and the task storing it.
+struct Writing {
+    batch: Arc<[Arc<ReceivedEvent>]>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Retries `op` with capped exponential backoff until it succeeds, or gives up on shutdown.
