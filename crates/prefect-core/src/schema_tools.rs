@@ -279,12 +279,17 @@ pub struct Violation {
     pub missing_property: Option<String>,
 }
 
+/// Formats Prefect's Python validator leaves unchecked: `jsonschema` checks them only when
+/// optional packages (`rfc3987`, `fqdn`, `uri-template`, `isoduration`) are installed, and
+/// Prefect does not install them. Checking them here would refuse values Prefect accepts.
+const FORMATS_PREFECT_DOES_NOT_CHECK: [&str; 7] = ["uri", "uri-reference", "iri", "iri-reference", "hostname", "uri-template", "duration"];
+
 fn validator(schema: &Value) -> Result<jsonschema::Validator, SchemaError> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(schema)
-        .map_err(|e| SchemaError(format!("Invalid schema: {}", python_message(e.kind(), e.instance()).unwrap_or_else(|| e.to_string()))))
+    let mut options = jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true);
+    for format in FORMATS_PREFECT_DOES_NOT_CHECK {
+        options = options.with_format(format, |_: &str| true);
+    }
+    options.build(schema).map_err(|e| SchemaError(format!("Invalid schema: {}", python_message(e.kind(), e.instance()).unwrap_or_else(|| e.to_string()))))
 }
 
 /// Checks that `schema` is a usable JSON schema.
@@ -489,6 +494,13 @@ mod tests {
         let errors = validate(&json!({}), &schema, &[]).unwrap();
         assert_eq!(error_object(&errors), json!({"errors": [{"property": "number", "errors": ["'number' is a required property"]}], "valid": false}));
         assert!(validate(&json!({"number": 1, "note": null}), &schema, &[]).unwrap().is_empty(), "optional fields accept null");
+    }
+
+    #[test]
+    fn formats_prefect_leaves_unchecked_are_not_checked() {
+        let schema = json!({"type": "object", "properties": {"url": {"type": "string", "format": "uri"}, "id": {"type": "string", "format": "uuid"}}});
+        assert!(validate(&json!({"url": "not a uri at all"}), &schema, &[]).unwrap().is_empty());
+        assert_eq!(validate(&json!({"id": "nope"}), &schema, &[]).unwrap().len(), 1, "uuid is checked, as in Prefect");
     }
 
     #[test]
