@@ -270,6 +270,8 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(templates::validate_template)
         .service(templates::validate_automation_template)
         .service(ui_schemas::validate_schema_values)
+        .service(ui_flows::count_deployments_by_flow)
+        .service(ui_flows::next_runs_by_flow)
         // events
         .service(events::create_events)
         .service(events::filter_events)

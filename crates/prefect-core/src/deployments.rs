@@ -608,6 +608,19 @@ impl Core {
         }
     }
 
+    /// `POST /ui/flows/count-deployments`: deployments per flow, 0 for flows without any.
+    pub async fn count_deployments_by_flow(&self, flow_ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>> {
+        let counts = deployments::count_by_flow(self.db().reader(), flow_ids).await?;
+        Ok(flow_ids.iter().map(|id| (*id, counts.get(id).copied().unwrap_or(0))).collect())
+    }
+
+    /// `POST /ui/flows/next-runs`: each flow's soonest Scheduled run, `None` for flows without one.
+    pub async fn next_runs_by_flow(&self, flow_ids: &[Uuid]) -> Result<Vec<(Uuid, Option<prefect_domain::flow_run::SimpleNextFlowRun>)>> {
+        let mut next: HashMap<Uuid, _> =
+            flow_runs::next_scheduled_of_flows(self.db().reader(), self.db().backend(), flow_ids).await?.into_iter().map(|r| (r.flow_id, r)).collect();
+        Ok(flow_ids.iter().map(|id| (*id, next.remove(id))).collect())
+    }
+
     /// `POST /deployments/{id}/create_flow_run`.
     pub async fn create_flow_run_from_deployment(
         &self,

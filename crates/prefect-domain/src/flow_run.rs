@@ -241,6 +241,18 @@ pub struct HistoryResponseState {
     pub sum_estimated_lateness: f64,
 }
 
+/// A flow's next scheduled run, as the UI's flows page lists it (`POST /ui/flows/next-runs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimpleNextFlowRun {
+    pub id: Uuid,
+    pub flow_id: Uuid,
+    pub name: String,
+    pub state_name: Option<String>,
+    pub state_type: Option<StateType>,
+    pub next_scheduled_start_time: Option<DateTime>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -722,3 +722,20 @@ pub async fn delete_concurrency_limit(c: &impl ConnectionTrait, limit_id: Option
     }
     Ok(())
 }
+
+/// How many deployments each of `flow_ids` has (flows without any are absent).
+pub async fn count_by_flow(c: &impl ConnectionTrait, flow_ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    if flow_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64)> = deployment::Entity::find()
+        .select_only()
+        .column(deployment::Column::FlowId)
+        .column_as(Expr::cust("COUNT(*)"), "deployment_count")
+        .filter(deployment::Column::FlowId.is_in(flow_ids.iter().copied()))
+        .group_by(deployment::Column::FlowId)
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(rows.into_iter().map(|(flow, n)| (flow, n.max(0) as u64)).collect())
+}

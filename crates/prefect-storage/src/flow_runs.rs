@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use prefect_domain::filters::RunFilters;
-use prefect_domain::flow_run::{CreatedBy, FlowRun, FlowRunPolicy, FlowRunUpdate};
+use prefect_domain::flow_run::{CreatedBy, FlowRun, FlowRunPolicy, FlowRunUpdate, SimpleNextFlowRun};
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::sorts::FlowRunSort;
 use prefect_domain::state::{State, StateType};
@@ -504,4 +504,42 @@ pub async fn cancelling_since(c: &impl ConnectionTrait, before: DateTime, limit:
         .into_tuple()
         .all(c)
         .await?)
+}
+
+/// The soonest Scheduled run of each of `flow_ids` that has one: one statement (a window over
+/// the runs of those flows), not one query per flow.
+pub async fn next_scheduled_of_flows(c: &impl ConnectionTrait, backend: Backend, flow_ids: &[Uuid]) -> Result<Vec<SimpleNextFlowRun>> {
+    if flow_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=flow_ids.len())
+        .map(|n| match backend {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".to_owned(),
+        })
+        .collect();
+    let sql = format!(
+        "SELECT id, flow_id, name, state_name, state_type, next_scheduled_start_time FROM (
+            SELECT id, flow_id, name, state_name, state_type, next_scheduled_start_time,
+                   ROW_NUMBER() OVER (PARTITION BY flow_id ORDER BY next_scheduled_start_time ASC, id ASC) AS soonest
+            FROM flow_run
+            WHERE flow_id IN ({}) AND state_type = 'SCHEDULED'
+        ) ranked
+        WHERE soonest = 1",
+        marks.join(", ")
+    );
+    let values: Vec<sea_orm::Value> = flow_ids.iter().map(|id| (*id).into()).collect();
+    let rows = c.query_all_raw(sea_orm::Statement::from_sql_and_values(c.get_database_backend(), sql, values)).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SimpleNextFlowRun {
+                id: row.try_get("", "id")?,
+                flow_id: row.try_get("", "flow_id")?,
+                name: row.try_get("", "name")?,
+                state_name: row.try_get("", "state_name")?,
+                state_type: convert::opt_state_type(row.try_get::<Option<String>>("", "state_type")?.as_deref())?,
+                next_scheduled_start_time: row.try_get("", "next_scheduled_start_time")?,
+            })
+        })
+        .collect()
 }

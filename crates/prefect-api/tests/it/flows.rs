@@ -45,3 +45,32 @@ async fn flows_sort_and_paginate() {
     let (_, deleted) = app.post("flows/bulk_delete", json!({"flows": {"tags": {"all_": [tag]}}})).await;
     assert_eq!(deleted["deleted"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn the_flows_page_gets_deployment_counts_and_next_runs() {
+    let app = prefect_testing::spawn_app().await;
+    let (busy, idle) = (crate::support::flow(&app).await, crate::support::flow(&app).await);
+    for name in ["a", "b"] {
+        let (status, _) = app.post("deployments/", serde_json::json!({"name": name, "flow_id": busy})).await;
+        assert_eq!(status, 201);
+    }
+    let (_, counts) = app.post("ui/flows/count-deployments", serde_json::json!({"flow_ids": [busy, idle]})).await;
+    assert_eq!(counts, serde_json::json!({busy.clone(): 2, idle.clone(): 0}));
+
+    let later = serde_json::json!({"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-02T00:00:00Z"}}});
+    let sooner = serde_json::json!({"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-01T00:00:00Z"}}});
+    crate::support::flow_run(&app, &busy, later).await;
+    let soonest = crate::support::flow_run(&app, &busy, sooner).await;
+    crate::support::flow_run(&app, &busy, serde_json::json!({"state": {"type": "RUNNING"}})).await;
+    let (status, next) = app.post("ui/flows/next-runs", serde_json::json!({"flow_ids": [busy, idle]})).await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(next[&idle], serde_json::Value::Null);
+    let run = &next[&busy];
+    assert_eq!(run["id"], soonest["id"]);
+    assert_eq!((run["state_type"].as_str(), run["state_name"].as_str()), (Some("SCHEDULED"), Some("Scheduled")));
+    assert_eq!(run["next_scheduled_start_time"], "2099-01-01T00:00:00Z");
+    assert_eq!(run["flow_id"], busy.as_str());
+
+    let too_many: Vec<String> = (0..201).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    assert_eq!(app.post("ui/flows/next-runs", serde_json::json!({"flow_ids": too_many})).await.0, 422);
+}
