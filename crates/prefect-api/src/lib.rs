@@ -120,6 +120,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(flow_runs::create_flow_run)
         .service(flow_runs::filter_flow_runs)
         .service(flow_runs::count_flow_runs)
+        .service(flow_runs::average_flow_run_lateness)
         .service(flow_runs::paginate_flow_runs)
         .service(flow_runs::flow_run_history)
         .service(flow_runs::bulk_delete_flow_runs)

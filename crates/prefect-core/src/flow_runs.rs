@@ -220,6 +220,11 @@ impl Core {
         self.check_run_job_variables(&deployment, Some(job_variables), "Error updating flow run").await
     }
 
+    /// `POST /flow_runs/lateness`: average lateness in seconds of the matching runs, if any match.
+    pub async fn average_flow_run_lateness(&self, filters: &RunFilters) -> Result<Option<f64>> {
+        Ok(flow_runs::average_lateness(self.db().reader(), self.db().backend(), filters).await?)
+    }
+
     /// Merges `labels` into the run's labels.
     pub async fn update_flow_run_labels(&self, id: Uuid, labels: KeyValueLabels) -> Result<()> {
         prefect_domain::labels::validate(&labels, "labels")?;

@@ -259,6 +259,41 @@ pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilt
     Ok(flow_run::Entity::find().filter(query::flow_runs_matching(backend, filters)).count(c).await?)
 }
 
+/// The average lateness in seconds of the runs matching the filters, as Prefect computes it:
+/// how much later than expected a run started, or, for a run not started and not finished, how
+/// overdue it is now; 0 otherwise. `None` when nothing matches.
+pub async fn average_lateness(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<Option<f64>> {
+    let finished = "'COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'";
+    let average = match backend {
+        Backend::Sqlite => format!(
+            "AVG(CASE
+                WHEN flow_run.start_time > flow_run.expected_start_time
+                    THEN (julianday(flow_run.start_time) - julianday(flow_run.expected_start_time)) * 86400.0
+                WHEN flow_run.start_time IS NULL AND flow_run.state_type NOT IN ({finished})
+                     AND julianday(flow_run.expected_start_time) < julianday('now')
+                    THEN (julianday('now') - julianday(flow_run.expected_start_time)) * 86400.0
+                ELSE 0 END)"
+        ),
+        Backend::Postgres => format!(
+            "CAST(AVG(CASE
+                WHEN flow_run.start_time > flow_run.expected_start_time
+                    THEN EXTRACT(EPOCH FROM (flow_run.start_time - flow_run.expected_start_time))
+                WHEN flow_run.start_time IS NULL AND flow_run.state_type NOT IN ({finished})
+                     AND flow_run.expected_start_time < now()
+                    THEN EXTRACT(EPOCH FROM (now() - flow_run.expected_start_time))
+                ELSE 0 END) AS DOUBLE PRECISION)"
+        ),
+    };
+    let row: Option<Option<f64>> = flow_run::Entity::find()
+        .select_only()
+        .column_as(Expr::cust(average), "lateness")
+        .filter(query::flow_runs_matching(backend, filters))
+        .into_tuple()
+        .one(c)
+        .await?;
+    Ok(row.flatten())
+}
+
 /// Ids of runs matching the filters (bulk operations).
 pub async fn ids_matching(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters, limit: u64) -> Result<Vec<Uuid>> {
     Ok(flow_run::Entity::find()

@@ -192,6 +192,13 @@ pub async fn count_flow_runs(state: Data<ApiState>, body: Json<FlowRunCountBody>
     Ok(ok(&state.core.count_flow_runs(&body.0.filters).await?))
 }
 
+/// Average lateness in seconds of the matching runs (`null` when none match).
+#[utoipa::path(tag = "Flow Runs", request_body = FlowRunCountBody, responses((status = 200, body = Option<f64>)))]
+#[post("/flow_runs/lateness")]
+pub async fn average_flow_run_lateness(state: Data<ApiState>, body: Json<FlowRunCountBody>) -> ApiResult<HttpResponse> {
+    Ok(ok(&state.core.average_flow_run_lateness(&body.0.filters).await?))
+}
+
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunPaginateBody, responses((status = 200, body = FlowRunPaginationResponse)))]
 #[post("/flow_runs/paginate")]
 pub async fn paginate_flow_runs(state: Data<ApiState>, body: Json<FlowRunPaginateBody>) -> ApiResult<HttpResponse> {

@@ -221,3 +221,34 @@ async fn graph_links_task_inputs_and_subflows() {
     assert_eq!(graph["states"].as_array().unwrap().len(), 1);
     assert_eq!(app.get(&format!("flow_runs/{}/graph-v2", uuid::Uuid::new_v4())).await.0, 404);
 }
+
+#[tokio::test]
+async fn lateness_averages_how_late_runs_started_or_are() {
+    let app = prefect_testing::spawn_app().await;
+    let flow_id = crate::support::flow(&app).await;
+    let ten_seconds_ago = (chrono::Utc::now() - chrono::TimeDelta::seconds(10)).to_rfc3339();
+    let scheduled = serde_json::json!({"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": ten_seconds_ago}}});
+    let started = crate::support::flow_run(&app, &flow_id, scheduled.clone()).await;
+    let started_id = started["id"].as_str().unwrap().to_owned();
+    for kind in ["PENDING", "RUNNING"] {
+        let (_, r) = crate::support::set_state(&app, "flow_runs", &started_id, kind, false).await;
+        assert_eq!(r["status"], "ACCEPT", "{r}");
+    }
+    let overdue = crate::support::flow_run(&app, &flow_id, scheduled).await;
+    let on_time = crate::support::flow_run(&app, &flow_id, serde_json::json!({"state": {"type": "COMPLETED"}})).await;
+
+    let lateness = |ids: Vec<serde_json::Value>| {
+        let app = &app;
+        async move { app.post("flow_runs/lateness", serde_json::json!({"flow_runs": {"id": {"any_": ids}}})).await }
+    };
+    let (status, late) = lateness(vec![started["id"].clone()]).await;
+    assert_eq!(status, 200);
+    let late = late.as_f64().unwrap();
+    assert!((9.0..30.0).contains(&late), "started about 10 s late: {late}");
+    let overdue_now = lateness(vec![overdue["id"].clone()]).await.1.as_f64().unwrap();
+    assert!(overdue_now >= 9.0, "not started and 10 s overdue: {overdue_now}");
+    assert_eq!(lateness(vec![on_time["id"].clone()]).await.1.as_f64(), Some(0.0));
+    let both = lateness(vec![started["id"].clone(), on_time["id"].clone()]).await.1.as_f64().unwrap();
+    assert!((both - late / 2.0).abs() < 1.0, "an average: {both} vs {late}");
+    assert_eq!(lateness(vec![serde_json::json!(uuid::Uuid::new_v4())]).await.1, serde_json::Value::Null);
+}
