@@ -38,7 +38,7 @@ impl Core {
             .await?
             .ok_or_else(|| Error::not_found(format!("Block document {block_document_id} not found.")))?;
         if !capabilities.iter().any(|c| c == "write-path") {
-            return Err(Error::Invalid { field: None, message: format!("Block document {block_document_id} cannot be used for result storage.") });
+            return Err(Error::unprocessable(format!("Block document {block_document_id} cannot be used for result storage.")));
         }
         let value = ServerDefaultResultStorage { default_result_storage_block_id: Some(block_document_id) };
         configuration::write(&txn, DEFAULT_RESULT_STORAGE_KEY, serde_json::to_value(&value).unwrap_or_default(), time::now()).await?;

@@ -56,11 +56,6 @@ struct ScheduleWindow {
     max_runs: usize,
 }
 
-/// A 422 whose body is Prefect's `{"detail": ...}` (an `HTTPException`, not a model error).
-fn unprocessable(message: impl Into<String>) -> Error {
-    Error::Invalid { field: None, message: message.into() }
-}
-
 fn event(action: &str, d: &Deployment) -> prefect_domain::events::ReceivedEvent {
     let related = vec![prefect_domain::events::Resource::with_id(format!("prefect.flow.{}", d.flow_id)).label("prefect.resource.role", "flow")];
     lifecycle("deployment", action, d.id, Some(&d.name), json!({}), related)
@@ -138,7 +133,7 @@ impl Core {
             let pool = read_pool(&txn, pool_name).await?;
             let layers = [Some(&create.job_variables)];
             if let Some(reason) = job_variables::violation(&txn, &pool.base_job_template, &layers, Rules::DEPLOYMENT).await? {
-                return Err(unprocessable(format!("Error creating deployment: {reason}")));
+                return Err(Error::unprocessable(format!("Error creating deployment: {reason}")));
             }
         }
         let work_queue_id = match (create.work_pool_name.as_deref(), create.work_queue_name.as_deref()) {
@@ -269,7 +264,7 @@ impl Core {
                 if let Some(r) = &s.replaces
                     && !replaced.insert(r.clone())
                 {
-                    return Err(unprocessable(format!("Multiple schedules have 'replaces' targeting the same slug: {r}")));
+                    return Err(Error::unprocessable(format!("Multiple schedules have 'replaces' targeting the same slug: {r}")));
                 }
             }
             for s in &provided {
@@ -277,7 +272,7 @@ impl Core {
                     && current.contains(&slug.as_str())
                     && !replaced.contains(slug)
                 {
-                    return Err(unprocessable(format!("Cannot rename schedule from '{r}' to '{slug}': a schedule with slug '{slug}' already exists.")));
+                    return Err(Error::unprocessable(format!("Cannot rename schedule from '{r}' to '{slug}': a schedule with slug '{slug}' already exists.")));
                 }
             }
             for s in provided {
@@ -287,12 +282,12 @@ impl Core {
                 } else if s.schedule.is_some() {
                     to_create.push(s);
                 } else {
-                    return Err(unprocessable("Unable to create new deployment schedules without a schedule configuration."));
+                    return Err(Error::unprocessable("Unable to create new deployment schedules without a schedule configuration."));
                 }
             }
             update.schedules = None;
         } else if !all_provided_have_slugs && all_existing_have_slugs && update.schedules.is_some() {
-            return Err(unprocessable("Please provide a slug for each schedule in your request to ensure schedules are updated correctly."));
+            return Err(Error::unprocessable("Please provide a slug for each schedule in your request to ensure schedules are updated correctly."));
         }
 
         if let Some(Some(pool_name)) = &update.work_pool_name {
@@ -603,7 +598,7 @@ impl Core {
         };
         let layers = [Some(&d.job_variables), run_variables];
         match job_variables::violation(reader, &pool.base_job_template, &layers, Rules::FLOW_RUN).await? {
-            Some(reason) => Err(unprocessable(format!("{context}: {reason}"))),
+            Some(reason) => Err(Error::unprocessable(format!("{context}: {reason}"))),
             None => Ok(()),
         }
     }

@@ -49,6 +49,18 @@ impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { field: Some(field.into()), message: message.into() }
     }
+
+    /// A 422 whose body is Prefect's `{"detail": ...}` (an `HTTPException`, not a model error).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Error::Invalid { field: None, message: message.into() }
+    }
+}
+
+/// An unusable JSON schema is the request's fault (422).
+impl From<crate::schema_tools::SchemaError> for Error {
+    fn from(err: crate::schema_tools::SchemaError) -> Self {
+        Error::unprocessable(err.to_string())
+    }
 }
 
 impl From<prefect_storage::Error> for Error {

@@ -42,10 +42,10 @@ pub(crate) async fn violation(
     layers: &[Option<&Map<String, Value>>],
     rules: Rules,
 ) -> Result<Option<String>> {
-    let Some(variables) = base_job_template.get("variables").filter(|v| is_truthy(v)) else {
+    let Some(variables) = base_job_template.get("variables").filter(|v| schema_tools::is_truthy(v)) else {
         return Ok(None);
     };
-    schema_tools::check_schema(variables).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+    schema_tools::check_schema(variables)?;
 
     let (mut merged, had_invalid_defaults) = defaults(c, variables, rules.ignore_invalid_defaults).await?;
     for layer in layers.iter().flatten() {
@@ -54,9 +54,9 @@ pub(crate) async fn violation(
     let ignore_required = rules.ignore_required || (rules.ignore_invalid_defaults && had_invalid_defaults);
     let mut schema = schema_tools::preprocess_schema_with(variables, true);
     if ignore_required {
-        schema = schema_tools::without_required(&schema);
+        schema = schema_tools::without_key(&schema, "required");
     }
-    let violations = schema_tools::validate(&Value::Object(merged), &schema, &[]).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+    let violations = schema_tools::validate(&Value::Object(merged), &schema, &[])?;
     Ok(schema_tools::best_match(&violations).map(schema_tools::describe))
 }
 
@@ -67,9 +67,8 @@ pub(crate) fn update_violation(base_job_template: &Map<String, Value>, job_varia
     let Some(variables) = base_job_template.get("variables").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let schema = schema_tools::without_required(&schema_tools::preprocess_schema(variables));
-    let violations =
-        schema_tools::validate(&Value::Object(job_variables.clone()), &schema, &[]).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+    let schema = schema_tools::without_key(&schema_tools::preprocess_schema(variables), "required");
+    let violations = schema_tools::validate(&Value::Object(job_variables.clone()), &schema, &[])?;
     Ok(violations.into_iter().next())
 }
 
@@ -81,7 +80,7 @@ async fn defaults(c: &impl ConnectionTrait, variables: &Value, drop_invalid: boo
     let Some(Value::Object(properties)) = variables.get("properties") else {
         return Ok((out, had_invalid));
     };
-    let lenient = drop_invalid.then(|| schema_tools::without_required(variables));
+    let lenient = drop_invalid.then(|| schema_tools::without_key(variables, "required"));
     for (name, attrs) in properties {
         let Some(default) = attrs.get("default") else {
             continue;
@@ -95,7 +94,7 @@ async fn defaults(c: &impl ConnectionTrait, variables: &Value, drop_invalid: boo
         };
         if let Some(schema) = &lenient {
             let single = Value::Object(Map::from_iter([(name.clone(), value.clone())]));
-            let broken = schema_tools::validate(&single, schema, &[]).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+            let broken = schema_tools::validate(&single, schema, &[])?;
             if !broken.is_empty() {
                 had_invalid = true;
                 continue;
@@ -117,18 +116,6 @@ async fn referenced_block_data(c: &impl ConnectionTrait, reference: &Value) -> R
     crate::blocks::document_data(c, id).await?.map(Some).ok_or_else(not_found)
 }
 
-/// Python truthiness of a JSON value (`{}`, `[]`, `""`, `0`, `false` and null are false).
-fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -148,13 +135,5 @@ mod tests {
         assert!(update_violation(&t, &ok).unwrap().is_none());
         let bad = json!({"cpu": "lots"}).as_object().cloned().unwrap();
         assert_eq!(update_violation(&t, &bad).unwrap().unwrap().message, "'lots' is not of type 'integer'");
-    }
-
-    #[test]
-    fn truthiness_follows_python() {
-        for falsy in [json!(null), json!({}), json!([]), json!(""), json!(0), json!(false)] {
-            assert!(!is_truthy(&falsy), "{falsy}");
-        }
-        assert!(is_truthy(&json!({"type": "object"})));
     }
 }

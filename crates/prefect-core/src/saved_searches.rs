@@ -42,11 +42,11 @@ impl Core {
     /// only checked) and validates them against `schema`; Prefect's `{"errors", "valid"}` object.
     pub async fn validate_schema_values(&self, schema: &Value, values: &Value) -> Result<Value> {
         let schema = schema_tools::preprocess_schema(schema);
-        schema_tools::check_schema(&schema).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+        schema_tools::check_schema(&schema)?;
         let workspace_variables: HashMap<String, Value> = variables::all_values(self.db().reader()).await?.into_iter().collect();
         let ctx = HydrationContext { workspace_variables, render_workspace_variables: true, render_jinja: false, raise_on_error: false };
-        let (hydrated, placeholders) = schema_tools::hydrate(values, &ctx).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
-        let violations = schema_tools::validate(&hydrated, &schema, &placeholders).map_err(|e| Error::Invalid { field: None, message: e.to_string() })?;
+        let (hydrated, placeholders) = schema_tools::hydrate(values, &ctx).map_err(|e| Error::unprocessable(e.to_string()))?;
+        let violations = schema_tools::validate(&hydrated, &schema, &placeholders)?;
         Ok(schema_tools::error_object(&violations))
     }
 }

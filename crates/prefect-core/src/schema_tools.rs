@@ -251,11 +251,24 @@ fn process_properties(properties: Map<String, Value>, required: &[String], allow
         .collect()
 }
 
-/// `schema` without any `required` keyword at any depth (Prefect's `ignore_required`).
-pub fn without_required(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| *k != "required").map(|(k, v)| (k.clone(), without_required(v))).collect()),
+/// A copy of `value` without `key` in any object, recursing through objects only (not lists),
+/// as Prefect's `remove_nested_keys` does (e.g. `required` for `ignore_required`).
+pub fn without_key(value: &Value, key: &str) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| (k.clone(), without_key(v, key))).collect()),
         other => other.clone(),
+    }
+}
+
+/// Python truthiness of a JSON value (`{}`, `[]`, `""`, `0`, `false` and null are false).
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
     }
 }
 
@@ -501,6 +514,14 @@ mod tests {
         let schema = json!({"type": "object", "properties": {"url": {"type": "string", "format": "uri"}, "id": {"type": "string", "format": "uuid"}}});
         assert!(validate(&json!({"url": "not a uri at all"}), &schema, &[]).unwrap().is_empty());
         assert_eq!(validate(&json!({"id": "nope"}), &schema, &[]).unwrap().len(), 1, "uuid is checked, as in Prefect");
+    }
+
+    #[test]
+    fn truthiness_follows_python() {
+        for falsy in [json!(null), json!({}), json!([]), json!(""), json!(0), json!(false)] {
+            assert!(!is_truthy(&falsy), "{falsy}");
+        }
+        assert!(is_truthy(&json!({"type": "object"})));
     }
 
     #[test]

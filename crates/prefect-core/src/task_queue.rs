@@ -53,6 +53,12 @@ impl TaskQueues {
         }
     }
 
+    /// The queues; a panic elsewhere while holding the lock leaves them usable (every change
+    /// under the lock is a single push or pop).
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyQueue>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Adds `run` to its task key's `lane`, waiting while that lane is full.
     pub async fn put(&self, run: TaskRun, lane: Lane) {
         let mut run = Some(Box::new(run));
@@ -74,7 +80,7 @@ impl TaskQueues {
     }
 
     fn try_put(&self, run: Box<TaskRun>, lane: Lane) -> Result<(), Box<TaskRun>> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queues = self.locked();
         let queue = queues.entry(run.task_key.clone()).or_default();
         let (items, capacity) = match lane {
             Lane::Scheduled => (&mut queue.scheduled, self.scheduled_capacity),
@@ -91,7 +97,7 @@ impl TaskQueues {
     /// scheduled runs), if one is waiting.
     pub fn try_take(&self, keys: &[String]) -> Option<TaskRun> {
         let taken = {
-            let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queues = self.locked();
             keys.iter().find_map(|key| {
                 let queue = queues.get_mut(key)?;
                 queue.retry.pop_front().or_else(|| queue.scheduled.pop_front())
@@ -118,7 +124,7 @@ impl TaskQueues {
 
     /// Runs waiting for `key` (both lanes).
     pub fn waiting(&self, key: &str) -> usize {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let queues = self.locked();
         queues.get(key).map_or(0, |q| q.scheduled.len() + q.retry.len())
     }
 }
@@ -136,9 +142,13 @@ struct SeenWorker {
 }
 
 impl TaskWorkers {
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<String, SeenWorker>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records that worker `id` is connected and serves `task_keys` (added to what it served).
     pub fn observe(&self, id: &str, task_keys: &[String]) {
-        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut workers = self.locked();
         let worker = workers.entry(id.to_owned()).or_insert_with(|| SeenWorker { task_keys: HashSet::new(), last_seen: Instant::now() });
         worker.task_keys.extend(task_keys.iter().cloned());
         worker.last_seen = Instant::now();
@@ -146,13 +156,13 @@ impl TaskWorkers {
 
     /// Worker `id` disconnected.
     pub fn forget(&self, id: &str) {
-        self.workers.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.locked().remove(id);
     }
 
     /// The workers serving any of `task_keys`; all of them when `task_keys` is empty.
     pub fn list(&self, task_keys: &[String]) -> Vec<TaskWorkerResponse> {
         let now = time::now();
-        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let workers = self.locked();
         let mut out: Vec<TaskWorkerResponse> = workers
             .iter()
             .filter(|(_, w)| task_keys.is_empty() || task_keys.iter().any(|k| w.task_keys.contains(k)))

@@ -156,7 +156,7 @@ impl Core {
         }
         let defaults = job_variables::violation(self.db().reader(), &create.base_job_template, &[], Rules::POOL_DEFAULTS).await?;
         if let Some(reason) = defaults {
-            return Err(Error::Invalid { field: None, message: format!("Validation failed for work pool's job variable defaults: {reason}") });
+            return Err(Error::unprocessable(format!("Validation failed for work pool's job variable defaults: {reason}")));
         }
         self.insert_work_pool(create).await
     }

@@ -9,11 +9,13 @@ use std::fmt::Write;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::schema_tools::{is_truthy, without_key};
+
 /// `sha256:<hex>` of `fields`.
 pub fn checksum(fields: &Map<String, Value>) -> String {
     let mut for_checksum = without_key(&Value::Object(fields.clone()), "secret_fields");
     if let Value::Object(map) = &mut for_checksum {
-        let has_definitions = map.get("definitions").is_some_and(truthy);
+        let has_definitions = map.get("definitions").is_some_and(is_truthy);
         if has_definitions {
             let definitions = map.get("definitions").and_then(Value::as_object).cloned().unwrap_or_default();
             let kept = non_block_definitions(&Value::Object(map.clone()), &definitions);
@@ -33,25 +35,6 @@ pub fn checksum(fields: &Map<String, Value>) -> String {
         let _ = write!(out, "{byte:02x}");
     }
     out
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Object(m) => !m.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-    }
-}
-
-/// A copy of `value` without `key` in any object, recursing through objects only (not lists).
-fn without_key(value: &Value, key: &str) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| k.as_str() != key).map(|(k, v)| (k.clone(), without_key(v, key))).collect()),
-        other => other.clone(),
-    }
 }
 
 /// Every `$ref` string in `value`, depth first.
@@ -86,7 +69,7 @@ pub fn non_block_definitions(value: &Value, definitions: &Map<String, Value>) ->
 fn collect_non_block(value: &Value, definitions: &Map<String, Value>, out: &mut Map<String, Value>, seen: &mut HashSet<String>) {
     for reference in reference_strings(value) {
         let key = reference.replace("#/definitions/", "");
-        if let Some(definition) = definitions.get(&key).filter(|d| truthy(d))
+        if let Some(definition) = definitions.get(&key).filter(|d| is_truthy(d))
             && definition.get("block_type_slug").is_none_or(Value::is_null)
         {
             out.insert(key.clone(), definition.clone());

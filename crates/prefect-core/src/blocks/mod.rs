@@ -274,7 +274,7 @@ async fn create_schema_tree(
     depth: usize,
 ) -> Result<Uuid> {
     if depth > MAX_REFERENCE_DEPTH {
-        return Err(Error::Invalid { field: None, message: "Block schema references are nested too deeply.".to_owned() });
+        return Err(Error::unprocessable("Block schema references are nested too deeply.".to_owned()));
     }
     let mut fields = create.fields.clone();
     let definitions = definitions.cloned().or_else(|| fields.get("definitions").and_then(Value::as_object).cloned()).filter(|d| !d.is_empty());
