@@ -29,6 +29,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The placeholder of the `n`th bound value (from 1) in hand-written SQL: `$n` or `?`.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".to_owned(),
+        }
+    }
+}
+
 /// How to connect, as configured by the server (Prefect's database settings).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

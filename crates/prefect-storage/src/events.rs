@@ -155,10 +155,7 @@ fn match_expression(backend: Backend, sql: &str, param: Option<Value>, expected:
     };
     let not = if negated { "NOT " } else { "" };
     let mut values: Vec<Value> = param.into_iter().collect();
-    let placeholder = match backend {
-        Backend::Postgres => format!("${}", values.len() + 1),
-        Backend::Sqlite => "?".to_owned(),
-    };
+    let placeholder = backend.placeholder(values.len() + 1);
     values.push(Value::from(value));
     Expr::cust_with_values(format!("{not}({sql} {op} {placeholder})"), values)
 }

@@ -547,12 +547,7 @@ pub async fn next_scheduled_of_flows(c: &impl ConnectionTrait, backend: Backend,
     if flow_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=flow_ids.len())
-        .map(|n| match backend {
-            Backend::Postgres => format!("${n}"),
-            Backend::Sqlite => "?".to_owned(),
-        })
-        .collect();
+    let marks: Vec<String> = (1..=flow_ids.len()).map(|n| backend.placeholder(n)).collect();
     let sql = format!(
         "SELECT id, flow_id, name, state_name, state_type, next_scheduled_start_time FROM (
             SELECT id, flow_id, name, state_name, state_type, next_scheduled_start_time,

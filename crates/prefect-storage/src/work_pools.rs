@@ -462,10 +462,7 @@ pub async fn scheduled_runs(c: &impl ConnectionTrait, backend: Backend, pool_id:
     let mut values: Vec<sea_orm::Value> = Vec::new();
     let param = |v: sea_orm::Value, values: &mut Vec<sea_orm::Value>| {
         values.push(v);
-        match backend {
-            Backend::Sqlite => "?".to_owned(),
-            Backend::Postgres => format!("${}", values.len()),
-        }
+        backend.placeholder(values.len())
     };
     let (greatest, least, retry_type) = match backend {
         Backend::Sqlite => ("MAX", "MIN", "json_extract(fr.empirical_policy, '$.retry_type')"),
