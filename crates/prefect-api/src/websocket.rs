@@ -1,14 +1,17 @@
 //! What every websocket route shares: Prefect's subprotocol handshake, reading text frames, closing.
 
-use actix_web::HttpRequest;
+use std::future::Future;
+
+use actix_web::web::Payload;
+use actix_web::{HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use serde_json::{Value, json};
 
 /// Largest websocket frame accepted (Prefect's event size limit is 1.5 MB).
-pub(crate) const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// Whether the client asked for Prefect's subprotocol.
-pub(crate) fn offers_prefect_protocol(req: &HttpRequest) -> bool {
+fn offers_prefect_protocol(req: &HttpRequest) -> bool {
     req.headers().get_all("sec-websocket-protocol").filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|p| p.trim() == "prefect")
 }
 
@@ -39,7 +42,7 @@ pub(crate) async fn next_text(session: &mut Session, stream: &mut AggregatedMess
 /// Prefect's websocket handshake: with the `prefect` subprotocol the first frame
 /// must be `{"type": "auth", "token": …}`, answered with `{"type": "auth_success"}`.
 /// Returns `false` (after closing) when the client fails it.
-pub(crate) async fn handshake(session: &mut Session, stream: &mut AggregatedMessageStream, prefect_protocol: bool, auth: Option<&str>) -> bool {
+async fn handshake(session: &mut Session, stream: &mut AggregatedMessageStream, prefect_protocol: bool, auth: Option<&str>) -> bool {
     if !prefect_protocol {
         if auth.is_some() {
             close(session.clone(), CloseCode::Protocol, "Auth required but no subprotocol").await;
@@ -69,4 +72,23 @@ pub(crate) async fn handshake(session: &mut Session, stream: &mut AggregatedMess
         }
     }
     session.text(json!({"type": "auth_success"}).to_string()).await.is_ok()
+}
+
+/// Answers a websocket upgrade that speaks Prefect's protocol: on its own task, runs the
+/// handshake (`auth` is the configured auth string), then hands the session and its frames
+/// to `serve`.
+pub(crate) fn accept<F, Fut>(req: &HttpRequest, body: Payload, auth: Option<String>, serve: F) -> actix_web::Result<HttpResponse>
+where
+    F: FnOnce(Session, AggregatedMessageStream) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let prefect_protocol = offers_prefect_protocol(req);
+    let (response, mut session, stream) = actix_ws::handle_with_protocols(req, body, &["prefect"])?;
+    let mut stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
+    actix_web::rt::spawn(async move {
+        if handshake(&mut session, &mut stream, prefect_protocol, auth.as_deref()).await {
+            serve(session, stream).await;
+        }
+    });
+    Ok(response)
 }

@@ -20,7 +20,7 @@ use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, parse_json};
 use crate::routes::{no_content, ok};
-use crate::websocket::{MAX_FRAME_BYTES, close, handshake, next_text, offers_prefect_protocol};
+use crate::websocket::{self, close, next_text};
 
 /// Events per `/events/filter` page (and its maximum).
 const PAGE_SIZE: u64 = 50;
@@ -116,14 +116,9 @@ pub async fn count_events(state: Data<ApiState>, countable: Path<String>, body: 
 #[utoipa::path(tag = "Events", responses((status = 101)))]
 #[get("/events/in")]
 pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
-    let prefect_protocol = offers_prefect_protocol(&req);
-    let (response, mut session, stream) = actix_ws::handle_with_protocols(&req, body, &["prefect"])?;
-    let mut stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
     let state = state.into_inner();
-    actix_web::rt::spawn(async move {
-        if !handshake(&mut session, &mut stream, prefect_protocol, state.settings.auth_string.as_deref()).await {
-            return;
-        }
+    let auth = state.settings.auth_string.clone();
+    websocket::accept(&req, body, auth, move |mut session, mut stream| async move {
         let bus = state.core.events();
         while let Some(text) = next_text(&mut session, &mut stream).await {
             let event = parse_json::<Event>(text.as_bytes())
@@ -145,8 +140,7 @@ pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -
                 }
             }
         }
-    });
-    Ok(response)
+    })
 }
 
 /// Streams events out: after the handshake the client sends
@@ -155,14 +149,9 @@ pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -
 #[utoipa::path(tag = "Events", responses((status = 101)))]
 #[get("/events/out")]
 pub async fn events_out(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
-    let prefect_protocol = offers_prefect_protocol(&req);
-    let (response, mut session, stream) = actix_ws::handle_with_protocols(&req, body, &["prefect"])?;
-    let mut stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
     let state = state.into_inner();
-    actix_web::rt::spawn(async move {
-        if !handshake(&mut session, &mut stream, prefect_protocol, state.settings.auth_string.as_deref()).await {
-            return;
-        }
+    let auth = state.settings.auth_string.clone();
+    websocket::accept(&req, body, auth, move |mut session, mut stream| async move {
         let Some(text) = next_text(&mut session, &mut stream).await else {
             return;
         };
@@ -234,6 +223,5 @@ pub async fn events_out(req: HttpRequest, body: Payload, state: Data<ApiState>) 
                 },
             }
         }
-    });
-    Ok(response)
+    })
 }

@@ -20,7 +20,7 @@ use crate::extract::{Client, Json};
 use crate::routes::flow_runs::HistoryBody;
 use crate::routes::flows::first_page;
 use crate::routes::{created_or_ok, no_content, ok};
-use crate::websocket::{MAX_FRAME_BYTES, close, handshake, next_text, offers_prefect_protocol};
+use crate::websocket::{self, close, next_text};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TaskRunFilterBody {
@@ -161,52 +161,41 @@ const PROTOCOL_VIOLATION: u16 = 4001;
 #[utoipa::path(tag = "Task Runs", responses((status = 101)))]
 #[get("/task_runs/subscriptions/scheduled")]
 pub async fn scheduled_task_subscription(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
-    let prefect_protocol = offers_prefect_protocol(&req);
-    let (response, mut session, stream) = actix_ws::handle_with_protocols(&req, body, &["prefect"])?;
-    let mut stream = stream.max_frame_size(MAX_FRAME_BYTES).aggregate_continuations().max_continuation_size(MAX_FRAME_BYTES);
     let state = state.into_inner();
-    actix_web::rt::spawn(async move {
-        if !handshake(&mut session, &mut stream, prefect_protocol, state.settings.auth_string.as_deref()).await {
-            return;
-        }
+    let auth = state.settings.auth_string.clone();
+    websocket::accept(&req, body, auth, move |mut session, mut stream| async move {
         let Some(text) = next_text(&mut session, &mut stream).await else {
             return;
         };
-        let Some((keys, client_id)) = subscription(&text) else {
-            let reason = subscription_error(&text);
-            close(session, CloseCode::Other(PROTOCOL_VIOLATION), reason).await;
-            return;
+        let (keys, client_id) = match subscription(&text) {
+            Ok(subscribed) => subscribed,
+            Err(reason) => {
+                close(session, CloseCode::Other(PROTOCOL_VIOLATION), reason).await;
+                return;
+            }
         };
         tracing::info!(%client_id, ?keys, "Task worker subscribed.");
         let workers = state.core.task_workers();
         workers.observe(&client_id, &keys);
         deliver(&mut session, &mut stream, &state.core, &keys, &client_id).await;
         workers.forget(&client_id);
-    });
-    Ok(response)
+    })
 }
 
-/// The task keys and client id of a valid subscribe message.
-fn subscription(text: &str) -> Option<(Vec<String>, String)> {
-    let message: Value = serde_json::from_str(text).ok()?;
-    if message.get("type").and_then(Value::as_str) != Some("subscribe") {
-        return None;
-    }
-    let keys: Vec<String> = message.get("keys")?.as_array()?.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect();
-    let client_id = message.get("client_id").and_then(Value::as_str).filter(|c| !c.is_empty())?.to_owned();
-    (!keys.is_empty()).then_some((keys, client_id))
-}
-
-/// Why a subscribe message was refused, in Prefect's words.
-fn subscription_error(text: &str) -> &'static str {
+/// The task keys and client id of a subscribe message, or why it was refused, in Prefect's words.
+fn subscription(text: &str) -> Result<(Vec<String>, String), &'static str> {
     let message: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     if message.get("type").and_then(Value::as_str) != Some("subscribe") {
-        "Protocol violation: expected 'subscribe' message"
-    } else if message.get("keys").and_then(Value::as_array).is_none_or(|k| k.is_empty()) {
-        "Protocol violation: expected 'keys' in subscribe message"
-    } else {
-        "Protocol violation: expected 'client_id' in subscribe message"
+        return Err("Protocol violation: expected 'subscribe' message");
     }
+    let keys: Vec<String> =
+        message.get("keys").and_then(Value::as_array).map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    if keys.is_empty() {
+        return Err("Protocol violation: expected 'keys' in subscribe message");
+    }
+    let client_id = message.get("client_id").and_then(Value::as_str).filter(|c| !c.is_empty());
+    let client_id = client_id.ok_or("Protocol violation: expected 'client_id' in subscribe message")?;
+    Ok((keys, client_id.to_owned()))
 }
 
 /// Sends runs for `keys` until the worker leaves; keeps the worker marked as seen meanwhile.
