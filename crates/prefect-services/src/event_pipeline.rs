@@ -68,14 +68,12 @@ impl EventPipeline {
             let received = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    while let Some(oldest) = writing.pop_front() {
-                        self.finish(oldest.batch, oldest.task.await, &shutdown).await;
-                    }
+                    self.finish_all(&mut writing, &shutdown).await;
                     self.receiver.close();
                     while self.receiver.recv_many(&mut buffer, batch_size).await > 0 {
                         let batch: Arc<[Arc<ReceivedEvent>]> = buffer.drain(..).map(Arc::new).collect();
-                        let written = self.write(batch, &shutdown);
-                        self.finish(written.batch, written.task.await, &shutdown).await;
+                        writing.push_back(self.write(batch, &shutdown));
+                        self.finish_all(&mut writing, &shutdown).await;
                     }
                     return;
                 }
@@ -89,9 +87,7 @@ impl EventPipeline {
                 n = self.receiver.recv_many(&mut buffer, batch_size), if writing.len() < concurrency => n,
             };
             if received == 0 {
-                while let Some(oldest) = writing.pop_front() {
-                    self.finish(oldest.batch, oldest.task.await, &shutdown).await;
-                }
+                self.finish_all(&mut writing, &shutdown).await;
                 return;
             }
             // Let a burst accumulate into one transaction.
@@ -120,6 +116,13 @@ impl EventPipeline {
             tokio::spawn(async {})
         };
         Writing { batch, task }
+    }
+
+    /// Waits for every batch being written and finishes each, oldest first.
+    async fn finish_all(&self, writing: &mut VecDeque<Writing>, shutdown: &CancellationToken) {
+        while let Some(oldest) = writing.pop_front() {
+            self.finish(oldest.batch, oldest.task.await, shutdown).await;
+        }
     }
 
     /// After a batch is stored: records its task runs and fans it out to live subscribers.
