@@ -110,6 +110,15 @@ async fn receive(ws: &mut Socket) -> serde_json::Value {
     }
 }
 
+async fn ack(ws: &mut Socket) {
+    ws.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+}
+
+/// The task workers `POST /task_workers/filter` reports for `key`.
+async fn workers_serving(app: &prefect_testing::TestApp, key: &str) -> serde_json::Value {
+    app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": [key]}})).await.1
+}
+
 async fn deferred_task_run(app: &prefect_testing::TestApp, task_key: &str) -> serde_json::Value {
     let parameters_id = uuid::Uuid::new_v4();
     let state = json!({"type": "SCHEDULED", "state_details": {"deferred": true, "task_parameters_id": parameters_id}});
@@ -128,30 +137,24 @@ async fn scheduled_background_tasks_reach_a_subscribed_worker_once() {
     assert_eq!(delivered["id"], early["id"], "a run scheduled before the worker came is delivered");
     assert_eq!(delivered["state"]["state_details"]["deferred"], true);
     assert_eq!(delivered["state"]["state_details"]["task_parameters_id"], early["state"]["state_details"]["task_parameters_id"]);
-    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+    ack(&mut worker).await;
 
     let late = deferred_task_run(&app, &key).await;
     let other_key = deferred_task_run(&app, &unique("other")).await;
     let delivered = receive(&mut worker).await;
     assert_eq!(delivered["id"], late["id"]);
     assert_ne!(delivered["id"], other_key["id"]);
-    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+    ack(&mut worker).await;
 
-    let (_, workers) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": [key]}})).await;
+    let workers = workers_serving(&app, &key).await;
     assert_eq!(workers.as_array().unwrap().len(), 1, "{workers}");
     assert_eq!(workers[0]["identifier"], "worker-1");
     assert_eq!(workers[0]["task_keys"], json!([key]));
-    let (_, none) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": ["nobody-serves-this"]}})).await;
-    assert_eq!(none, json!([]));
+    assert_eq!(workers_serving(&app, "nobody-serves-this").await, json!([]));
 
     worker.close(None).await.unwrap();
-    let gone = app
-        .eventually(10, || async {
-            let (_, w) = app.post("task_workers/filter", json!({"task_worker_filter": {"task_keys": [key]}})).await;
-            (w == json!([])).then_some(())
-        })
-        .await;
-    assert_eq!(gone, ());
+    // `eventually` fails the test if the worker is still listed after 10 s.
+    app.eventually(10, || async { (workers_serving(&app, &key).await == json!([])).then_some(()) }).await;
 }
 
 #[tokio::test]
@@ -165,7 +168,7 @@ async fn a_run_the_worker_did_not_acknowledge_goes_to_the_next_worker() {
 
     let mut second = subscribe(&app, &[&key], "second").await;
     assert_eq!(receive(&mut second).await["id"], run["id"], "redelivered");
-    second.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+    ack(&mut second).await;
 }
 
 #[tokio::test]
@@ -175,7 +178,7 @@ async fn retries_of_background_tasks_are_delivered_again() {
     let run = deferred_task_run(&app, &key).await;
     let mut worker = subscribe(&app, &[&key], "w").await;
     receive(&mut worker).await;
-    worker.send(Message::text(json!({"type": "ack"}).to_string())).await.unwrap();
+    ack(&mut worker).await;
     let task_id = id(&run);
     let deferred = |kind: &str, name: &str| json!({"state": {"type": kind, "name": name, "state_details": {"deferred": true}}});
     for (kind, name) in [("PENDING", "Pending"), ("RUNNING", "Running")] {
