@@ -93,7 +93,7 @@ async fn main() -> Result<(), Error> {
         created_by: None,
         auto_scheduled: false,
     };
-    flow_runs::insert(&txn, &new_run, now).await?;
+    flow_runs::insert(&txn, &new_run, &RunBookkeeping::default(), &new_run.empirical_policy, now).await?;
     prefect_storage::commit(txn).await?;
 
     let steps = [StateType::Pending, StateType::Running, StateType::Failed, StateType::Running, StateType::Completed];

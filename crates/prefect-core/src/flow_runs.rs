@@ -147,8 +147,7 @@ impl Core {
                     {
                         return Ok(Err(existing));
                     }
-                    flow_runs::insert(txn, new, t.now).await?;
-                    let transition = orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, true).await?;
+                    let transition = orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, Some(new)).await?;
                     Ok(Ok(transition))
                 })
             })

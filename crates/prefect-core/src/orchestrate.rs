@@ -18,7 +18,8 @@ use prefect_orchestration::{
     Context, Effect, FlowPolicy, FlowRunData, OrchestrationSettings, OrchestrationStore, StoreError, TaskPolicy, TaskRunData, Version,
 };
 use prefect_storage::concurrency::SlotWaits;
-use prefect_storage::flow_runs::RunBookkeeping;
+use prefect_storage::flow_runs::{NewFlowRun, RunBookkeeping};
+use prefect_storage::task_runs::NewTaskRun;
 use prefect_storage::{Backend, DatabaseTransaction, artifacts, concurrency, deployments, flow_runs, task_runs};
 use uuid::Uuid;
 
@@ -240,11 +241,12 @@ pub(crate) async fn set_flow_run_state(
     policy: Option<FlowPolicy>,
 ) -> Result<Transition<FlowRun>> {
     let run = flow_runs::read_for_update(txn, backend, flow_run_id, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
-    transition_flow_run(txn, backend, t, run, state, force, policy, false).await
+    transition_flow_run(txn, backend, t, run, state, force, policy, None).await
 }
 
-/// Orchestrates `state` for `run`, already read (and locked) in `txn`.
-/// `new_run`: the run was inserted in this transaction.
+/// Orchestrates `state` for `run`, already read (and locked) in `txn`, or about to be
+/// created: with `new_run`, the run's row is inserted here, once, with what orchestration
+/// decided (its first state, run count, times), instead of inserted and then updated.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn transition_flow_run(
     txn: &DatabaseTransaction,
@@ -254,30 +256,36 @@ pub(crate) async fn transition_flow_run(
     state: State,
     force: bool,
     policy: Option<FlowPolicy>,
-    new_run: bool,
+    new_run: Option<&NewFlowRun>,
 ) -> Result<Transition<FlowRun>> {
     let initial = run.state.clone();
     let before = flow_run_data(&run);
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
     let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.then_some(run.id) };
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.map(|n| n.id) };
     prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
+    let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
-    if let (true, Some(validated)) = (created, &ctx.validated_state) {
+    let state_id = validated.map(|v| v.id).or(after.state_id);
+    if let Some(new) = new_run {
+        flow_runs::insert(txn, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+    }
+    if let Some(validated) = validated {
         let artifact = match &validated.data {
             Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?),
             _ => None,
         };
         flow_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
-        flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(Some(validated.id), &ctx.run), &ctx.run.empirical_policy, t.now).await?;
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
-        apply_flow_run_data(&mut after, &ctx.run, t.now);
-    } else if ctx.run != before {
-        flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(after.state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+    }
+    if validated.is_some() || ctx.run != before {
+        if new_run.is_none() {
+            flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        }
         apply_flow_run_data(&mut after, &ctx.run, t.now);
     }
     Ok(Transition {
@@ -329,10 +337,11 @@ pub(crate) async fn set_task_run_state(
     force: bool,
 ) -> Result<Transition<TaskRun>> {
     let run = task_runs::read_for_update(txn, backend, task_run_id, t.now).await?.ok_or_else(|| Error::not_found("Task run not found"))?;
-    transition_task_run(txn, backend, t, run, state, force).await
+    transition_task_run(txn, backend, t, run, state, force, None).await
 }
 
-/// Orchestrates `state` for `run`, already read (and locked) in `txn`.
+/// Orchestrates `state` for `run`, already read (and locked) in `txn`, or about to be
+/// created: with `new_run`, the run's row is inserted here, once (see [`transition_flow_run`]).
 pub(crate) async fn transition_task_run(
     txn: &DatabaseTransaction,
     backend: Backend,
@@ -340,6 +349,7 @@ pub(crate) async fn transition_task_run(
     run: TaskRun,
     state: State,
     force: bool,
+    new_run: Option<&NewTaskRun>,
 ) -> Result<Transition<TaskRun>> {
     let initial = run.state.clone();
     let before = task_run_data(&run);
@@ -356,19 +366,25 @@ pub(crate) async fn transition_task_run(
     prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
+    let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
-    if let (true, Some(validated)) = (created, &ctx.validated_state) {
+    let state_id = validated.map(|v| v.id).or(after.state_id);
+    if let Some(new) = new_run {
+        task_runs::insert(txn, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+    }
+    if let Some(validated) = validated {
         let artifact = match &validated.data {
             Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?),
             _ => None,
         };
         task_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
-        task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(Some(validated.id), &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
-        apply_task_run_data(&mut after, &ctx.run, t.now);
-    } else if ctx.run != before {
-        task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(after.state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+    }
+    if validated.is_some() || ctx.run != before {
+        if new_run.is_none() {
+            task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        }
         apply_task_run_data(&mut after, &ctx.run, t.now);
     }
     Ok(Transition {

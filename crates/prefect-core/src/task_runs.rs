@@ -76,13 +76,15 @@ impl Core {
                     if let Some(existing) = task_runs::find_by_natural_key(txn, new.flow_run_id, &new.task_key, &new.dynamic_key, t.now).await? {
                         return Ok((existing, false, Vec::new()));
                     }
-                    task_runs::insert(txn, new, t.now).await?;
                     match initial {
                         Some(state) => {
-                            let transition = orchestrate::transition_task_run(txn, *backend, t, inserted.clone(), state.clone(), true).await?;
+                            let transition = orchestrate::transition_task_run(txn, *backend, t, inserted.clone(), state.clone(), true, Some(new)).await?;
                             Ok((transition.run, true, transition.effects))
                         }
-                        None => Ok((inserted.clone(), true, Vec::new())),
+                        None => {
+                            task_runs::insert(txn, new, &prefect_storage::flow_runs::RunBookkeeping::default(), 0, t.now).await?;
+                            Ok((inserted.clone(), true, Vec::new()))
+                        }
                     }
                 })
             })

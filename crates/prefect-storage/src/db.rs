@@ -191,6 +191,7 @@ impl Database {
     }
 
     async fn sqlite_pool(url: &str, options: &DatabaseOptions, size: u32, read_only: bool) -> Result<DatabaseConnection> {
+        crate::sqlite_tuning::disable_memory_statistics();
         let mut opt = ConnectOptions::new(url.to_owned());
         opt.max_connections(size)
             .min_connections(1)

@@ -46,8 +46,9 @@ pub struct NewFlowRun {
     pub auto_scheduled: bool,
 }
 
-/// The run fields orchestration maintains, written back after each transition.
-#[derive(Debug, Clone, PartialEq)]
+/// The run fields orchestration maintains, written back after each transition
+/// (the default is a run with no state yet).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunBookkeeping {
     pub state_id: Option<Uuid>,
     pub state_type: Option<StateType>,
@@ -61,7 +62,9 @@ pub struct RunBookkeeping {
     pub next_scheduled_start_time: Option<DateTime>,
 }
 
-pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, now: DateTime) -> Result<()> {
+/// Inserts a flow run with the bookkeeping and empirical policy its first transition
+/// decided, so a creation writes the row once instead of inserting and then updating it.
+pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
     let model = flow_run::ActiveModel {
         id: Set(run.id),
         created: Set(now),
@@ -75,7 +78,7 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, now: DateTime) -
         parameters: Set(Value::Object(run.parameters.clone())),
         idempotency_key: Set(run.idempotency_key.clone()),
         context: Set(Value::Object(run.context.clone())),
-        empirical_policy: Set(to_json(&run.empirical_policy)),
+        empirical_policy: Set(to_json(empirical_policy)),
         tags: Set(to_json(&run.tags)),
         labels: Set(Value::Object(run.labels.clone())),
         created_by: Set(run.created_by.as_ref().map(to_json)),
@@ -84,17 +87,17 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, now: DateTime) -
         infrastructure_document_id: Set(run.infrastructure_document_id),
         parent_task_run_id: Set(run.parent_task_run_id),
         auto_scheduled: Set(run.auto_scheduled),
-        state_id: Set(None),
+        state_id: Set(b.state_id),
         name: Set(run.name.clone()),
-        state_type: Set(None),
-        state_name: Set(None),
-        state_timestamp: Set(None),
-        run_count: Set(0),
-        expected_start_time: Set(None),
-        next_scheduled_start_time: Set(None),
-        start_time: Set(None),
-        end_time: Set(None),
-        total_run_time: Set(0.0),
+        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
+        state_name: Set(b.state_name.clone()),
+        state_timestamp: Set(b.state_timestamp),
+        run_count: Set(b.run_count),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        start_time: Set(b.start_time),
+        end_time: Set(b.end_time),
+        total_run_time: Set(b.total_run_time),
     };
     flow_run::Entity::insert(model).exec_without_returning(c).await?;
     Ok(())

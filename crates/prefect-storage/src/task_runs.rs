@@ -101,24 +101,10 @@ pub fn inserted(run: &NewTaskRun, now: DateTime) -> TaskRun {
     }
 }
 
-/// Bookkeeping of a run that has no state yet.
-pub fn empty_bookkeeping() -> RunBookkeeping {
-    RunBookkeeping {
-        state_id: None,
-        state_type: None,
-        state_name: None,
-        state_timestamp: None,
-        run_count: 0,
-        start_time: None,
-        end_time: None,
-        total_run_time: 0.0,
-        expected_start_time: None,
-        next_scheduled_start_time: None,
-    }
-}
-
-pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, now: DateTime) -> Result<()> {
-    task_run::Entity::insert(active_model(run, &empty_bookkeeping(), 0, now)).exec_without_returning(c).await?;
+/// Inserts a task run with the bookkeeping its first transition decided (or the default: no state yet),
+/// so a creation writes the row once instead of inserting and then updating it.
+pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> Result<()> {
+    task_run::Entity::insert(active_model(run, b, flow_run_run_count, now)).exec_without_returning(c).await?;
     Ok(())
 }
 
