@@ -153,6 +153,8 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_TASKS_SCHEDULING_MAX_RETRY_QUEUE_SIZE", "core.task_retry_queue_size"),
     ("PREFECT_TASK_SCHEDULING_MAX_RETRY_QUEUE_SIZE", "core.task_retry_queue_size"),
     ("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "services.event_pipeline.persist"),
+    ("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "services.event_pipeline.batch_size"),
+    ("PREFECT_API_SERVICES_EVENT_PERSISTER_BATCH_SIZE", "services.event_pipeline.batch_size"),
     ("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "services.event_pipeline.record_task_runs"),
     ("PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),
     ("PREFECT_API_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),

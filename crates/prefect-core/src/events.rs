@@ -1,10 +1,16 @@
 //! The in-process event bus, and the events the server emits itself.
 //!
-//! Every event — from `/events/in`, `POST /events` or the server — goes into
-//! one bounded queue. The event pipeline (in `prefect-services`) drains it in
+//! Every event — from `/events/in`, `POST /events` or the server — goes into a
+//! bounded queue. The event pipeline (in `prefect-services`) drains it in
 //! batches: it persists them, feeds the task run recorder, then hands them to
 //! live subscribers (`/events/out`). A full queue pushes back on producers
 //! instead of growing memory or dropping what was accepted.
+//!
+//! Clients' events and the server's own (state changes and the like) wait in two
+//! queues, and the pipeline takes the server's first. A state transition publishes
+//! its event before it answers, so with one shared queue a flood of client events
+//! made every transition wait behind it; now clients are pushed back (429) while
+//! orchestration waits only for its own events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +27,71 @@ use crate::{Error, Result};
 /// Producers' side of the bus. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    queue: mpsc::Sender<ReceivedEvent>,
+    clients: mpsc::Sender<ReceivedEvent>,
+    server: mpsc::Sender<ReceivedEvent>,
     live: broadcast::Sender<Arc<ReceivedEvent>>,
     limits: EventLimits,
 }
 
-/// The pipeline's side of the bus.
-pub type EventReceiver = mpsc::Receiver<ReceivedEvent>;
+/// The pipeline's side of the bus: the server's events first, then clients'.
+#[derive(Debug)]
+pub struct EventReceiver {
+    server: mpsc::Receiver<ReceivedEvent>,
+    clients: mpsc::Receiver<ReceivedEvent>,
+}
+
+impl EventReceiver {
+    /// Waits for events and moves up to `limit` into `buffer`, the server's first;
+    /// 0 once the bus is closed and empty (or `limit` is 0).
+    pub async fn recv_many(&mut self, buffer: &mut Vec<ReceivedEvent>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let start = buffer.len();
+        if self.take_waiting(buffer, limit) == 0 {
+            let (mut server_open, mut clients_open) = (true, true);
+            let first = loop {
+                tokio::select! {
+                    biased;
+                    e = self.server.recv(), if server_open => match e { Some(e) => break e, None => server_open = false },
+                    e = self.clients.recv(), if clients_open => match e { Some(e) => break e, None => clients_open = false },
+                    else => return 0,
+                }
+            };
+            buffer.push(first);
+            self.take_waiting(buffer, limit - 1);
+        }
+        buffer.len() - start
+    }
+
+    /// Moves up to `limit` events that are already waiting into `buffer`, the server's first.
+    fn take_waiting(&mut self, buffer: &mut Vec<ReceivedEvent>, limit: usize) -> usize {
+        let mut taken = 0;
+        for queue in [&mut self.server, &mut self.clients] {
+            while taken < limit {
+                let Ok(event) = queue.try_recv() else { break };
+                buffer.push(event);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// Stops accepting events; those already queued can still be received.
+    pub fn close(&mut self) {
+        self.server.close();
+        self.clients.close();
+    }
+}
 
 impl EventBus {
-    /// A bus holding at most `capacity` unprocessed events.
+    /// A bus holding at most `capacity` unprocessed client events and a quarter as
+    /// many of the server's own.
     pub fn new(capacity: usize, limits: EventLimits) -> (EventBus, EventReceiver) {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let (clients, client_events) = mpsc::channel(capacity.max(1));
+        let (server, server_events) = mpsc::channel((capacity / 4).max(1));
         let (live, _) = broadcast::channel(4096);
-        (EventBus { queue, live, limits }, receiver)
+        (EventBus { clients, server, live, limits }, EventReceiver { server: server_events, clients: client_events })
     }
 
     /// Validation limits for incoming events.
@@ -42,27 +99,33 @@ impl EventBus {
         &self.limits
     }
 
-    /// Queues one event, waiting for room.
+    /// Queues one event the server emits, waiting for room.
     pub async fn publish(&self, event: ReceivedEvent) -> Result<()> {
-        self.queue.send(event).await.map_err(|_| Error::Unavailable("the event pipeline has stopped".to_owned()))
+        self.server.send(event).await.map_err(|_| stopped())
     }
 
-    /// Queues a batch all-or-nothing, waiting up to `wait` for room; `Busy` when the queue stays full.
+    /// Queues one client event (from `/events/in`), waiting for room.
+    pub async fn publish_client(&self, event: ReceivedEvent) -> Result<()> {
+        self.clients.send(event).await.map_err(|_| stopped())
+    }
+
+    /// Queues a batch of client events all-or-nothing, waiting up to `wait` for room;
+    /// `Busy` when the queue stays full.
     pub async fn publish_batch(&self, events: Vec<ReceivedEvent>, wait: Duration) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let capacity = self.queue.max_capacity();
+        let capacity = self.clients.max_capacity();
         if events.len() > capacity {
             // Larger than the whole queue: feed it in pieces, waiting as the pipeline drains.
             for event in events {
-                self.publish(event).await?;
+                self.publish_client(event).await?;
             }
             return Ok(());
         }
-        let permits = match tokio::time::timeout(wait, self.queue.reserve_many(events.len())).await {
+        let permits = match tokio::time::timeout(wait, self.clients.reserve_many(events.len())).await {
             Ok(Ok(permits)) => permits,
-            Ok(Err(_)) => return Err(Error::Unavailable("the event pipeline has stopped".to_owned())),
+            Ok(Err(_)) => return Err(stopped()),
             Err(_) => return Err(Error::Busy("The event queue is full; retry later.".to_owned())),
         };
         for (permit, event) in permits.zip(events) {
@@ -84,8 +147,13 @@ impl EventBus {
 
     /// Events waiting to be processed.
     pub fn backlog(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        let waiting = |q: &mpsc::Sender<ReceivedEvent>| q.max_capacity() - q.capacity();
+        waiting(&self.clients) + waiting(&self.server)
     }
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the event pipeline has stopped".to_owned())
 }
 
 /// Validates client events and stamps them as received now.
@@ -234,16 +302,26 @@ pub struct EventPageResult {
     pub next: Option<PageToken>,
 }
 
+/// Events per write job when persisting (see [`crate::Core::persist_events`]).
+pub const PERSIST_JOB_EVENTS: usize = 250;
+
 impl crate::Core {
     /// Stores a batch of events (duplicates by id are ignored); returns how many were new.
+    ///
+    /// The batch goes to the writers' bulk lane in jobs of [`PERSIST_JOB_EVENTS`], all
+    /// queued at once: the writer runs them back to back, and with state transitions
+    /// waiting it alternates them with one job, so a transition never waits for a
+    /// whole large batch.
     pub async fn persist_events(&self, batch: &[Arc<ReceivedEvent>]) -> Result<usize> {
-        let shared: Arc<Vec<Arc<ReceivedEvent>>> = Arc::new(batch.to_vec());
         let backend = self.db().backend();
-        self.write(None, move |txn| {
-            let shared = Arc::clone(&shared);
-            Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, backend, &shared, time::now()).await?) })
-        })
-        .await
+        let jobs = batch.chunks(PERSIST_JOB_EVENTS).map(|chunk| {
+            let shared: Arc<Vec<Arc<ReceivedEvent>>> = Arc::new(chunk.to_vec());
+            self.write_bulk(move |txn| {
+                let shared = Arc::clone(&shared);
+                Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, backend, &shared, time::now()).await?) })
+            })
+        });
+        Ok(futures_util::future::try_join_all(jobs).await?.into_iter().sum())
     }
 
     /// The first page of events matching `filter`.

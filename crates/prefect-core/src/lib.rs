@@ -223,6 +223,16 @@ impl Core {
         self.db().write(key.map(|k| k.as_u64_pair().1), job).await
     }
 
+    /// [`Core::write`] in the writers' bulk lane, for ingested events and logs: a flood
+    /// of them then shares the writer with orchestration instead of queueing ahead of it.
+    pub(crate) async fn write_bulk<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t prefect_storage::DatabaseTransaction) -> prefect_storage::batch::JobFuture<'t, T, Error> + Send + 'static,
+    {
+        self.db().write_in(prefect_storage::batch::Lane::Bulk, None, job).await
+    }
+
     /// Whether the database answers (`/ready`).
     pub async fn ready(&self) -> Result<()> {
         Ok(self.db().ping().await?)

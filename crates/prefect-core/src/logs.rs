@@ -16,7 +16,7 @@ impl Core {
         }
         let batch = std::sync::Arc::new(batch);
         let backend = self.db().backend();
-        self.write(None, move |txn| {
+        self.write_bulk(move |txn| {
             let batch = std::sync::Arc::clone(&batch);
             Box::pin(async move { Ok(logs::insert_many(txn, backend, &batch, time::now()).await?) })
         })

@@ -12,6 +12,14 @@
 //! never takes another's writes with it. Jobs must therefore be re-runnable
 //! (`Fn`, not `FnOnce`) and must not have effects outside the transaction;
 //! callers publish events and the like after `write` returns.
+//!
+//! Each writer has two lanes. [`Lane::Interactive`] jobs (state transitions,
+//! creations, API writes a caller waits on) and [`Lane::Bulk`] jobs (persisting
+//! ingested events and logs, which are large and which nobody waits on to make
+//! progress) are queued apart. When both lanes have work the writer alternates
+//! between them, one transaction each, so a flood of events can neither starve
+//! orchestration (a state transition waits for at most one bulk transaction)
+//! nor be starved by it (ingest then pushes back on its producers instead).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,8 +35,11 @@ use crate::{Error, Result};
 /// The future a write job returns, borrowing the transaction it runs in.
 pub type JobFuture<'t, T, E = Error> = Pin<Box<dyn Future<Output = std::result::Result<T, E>> + Send + 't>>;
 
-/// Most jobs run in one transaction (keeps latency bounded under load).
+/// Most interactive jobs run in one transaction (keeps latency bounded under load).
 const MAX_BATCH: usize = 64;
+/// Bulk jobs run one per transaction: each already carries many rows, and a
+/// transition waiting behind a bulk transaction should wait for one job only.
+const MAX_BULK_BATCH: usize = 1;
 /// Jobs waiting per writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
 
@@ -83,10 +94,25 @@ where
     }
 }
 
+/// Which queue of its writer a job waits in (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Writes a client or the orchestration of a run waits on.
+    Interactive,
+    /// Large writes of ingested data (events, logs).
+    Bulk,
+}
+
+/// The two queues of one writer loop.
+struct WriterQueues {
+    interactive: mpsc::Sender<Box<dyn Job>>,
+    bulk: mpsc::Sender<Box<dyn Job>>,
+}
+
 /// Queues for the writer loops of one database.
 #[derive(Clone)]
 pub(crate) struct Writers {
-    queues: Arc<Vec<mpsc::Sender<Box<dyn Job>>>>,
+    queues: Arc<Vec<WriterQueues>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -102,20 +128,24 @@ impl Writers {
     pub(crate) fn start(conn: &WriteConnection, count: usize) -> Writers {
         let mut queues = Vec::with_capacity(count);
         for _ in 0..count.max(1) {
-            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            queues.push(tx);
-            tokio::spawn(writer_loop(conn.clone(), rx));
+            let (interactive, interactive_jobs) = mpsc::channel(QUEUE_DEPTH);
+            let (bulk, bulk_jobs) = mpsc::channel(QUEUE_DEPTH);
+            queues.push(WriterQueues { interactive, bulk });
+            tokio::spawn(writer_loop(conn.clone(), interactive_jobs, bulk_jobs));
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
     }
 
-    fn queue(&self, key: Option<u64>) -> &mpsc::Sender<Box<dyn Job>> {
+    fn queue(&self, lane: Lane, key: Option<u64>) -> &mpsc::Sender<Box<dyn Job>> {
         let n = self.queues.len();
         let i = match key {
             Some(k) => (k % n as u64) as usize,
             None => self.next.fetch_add(1, Ordering::Relaxed) % n,
         };
-        &self.queues[i]
+        match lane {
+            Lane::Interactive => &self.queues[i].interactive,
+            Lane::Bulk => &self.queues[i].bulk,
+        }
     }
 }
 
@@ -133,38 +163,90 @@ impl Database {
         E: From<Error> + Send + 'static,
         F: for<'t> Fn(&'t DatabaseTransaction) -> JobFuture<'t, T, E> + Send + 'static,
     {
+        self.write_in(Lane::Interactive, key, job).await
+    }
+
+    /// [`Database::write`] in the given lane: [`Lane::Bulk`] for ingested events and logs.
+    pub async fn write_in<T, E, F>(&self, lane: Lane, key: Option<u64>, job: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: for<'t> Fn(&'t DatabaseTransaction) -> JobFuture<'t, T, E> + Send + 'static,
+    {
         let writers = self.writers();
         let (reply, receive) = oneshot::channel();
         let boxed: Box<dyn Job> = Box::new(TypedJob { f: job, result: None, reply: Some(reply) });
-        writers.queue(key).send(boxed).await.map_err(|_| E::from(Error::Unavailable("the database writer has stopped".to_owned())))?;
+        writers.queue(lane, key).send(boxed).await.map_err(|_| E::from(Error::Unavailable("the database writer has stopped".to_owned())))?;
         receive.await.map_err(|_| E::from(Error::Unavailable("the database writer dropped a job".to_owned())))?
     }
 }
 
-async fn writer_loop(db: WriteConnection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match run_batch(&db, &mut batch).await {
-            Ok(()) => {}
-            Err(error) if batch.len() == 1 => {
-                if let Some(job) = batch.first_mut() {
+async fn writer_loop(db: WriteConnection, mut interactive: mpsc::Receiver<Box<dyn Job>>, mut bulk: mpsc::Receiver<Box<dyn Job>>) {
+    let mut interactive_batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut bulk_batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BULK_BATCH);
+    // After an interactive transaction, waiting bulk jobs go next, and the other way round.
+    let mut bulk_next = false;
+    loop {
+        let lane = if bulk_next {
+            tokio::select! {
+                biased;
+                _ = bulk.recv_many(&mut bulk_batch, MAX_BULK_BATCH) => Lane::Bulk,
+                _ = interactive.recv_many(&mut interactive_batch, MAX_BATCH) => Lane::Interactive,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                _ = interactive.recv_many(&mut interactive_batch, MAX_BATCH) => Lane::Interactive,
+                _ = bulk.recv_many(&mut bulk_batch, MAX_BULK_BATCH) => Lane::Bulk,
+            }
+        };
+        let batch = match lane {
+            Lane::Interactive => &mut interactive_batch,
+            Lane::Bulk => &mut bulk_batch,
+        };
+        if batch.is_empty() {
+            // A lane answered empty: it is closed. Both close together, when the last
+            // `Database` clone is dropped; finish what the other lane still holds, then stop.
+            match lane {
+                Lane::Interactive => drain(&db, &mut bulk, &mut bulk_batch, MAX_BULK_BATCH).await,
+                Lane::Bulk => drain(&db, &mut interactive, &mut interactive_batch, MAX_BATCH).await,
+            }
+            break;
+        }
+        bulk_next = lane == Lane::Interactive;
+        run_jobs(&db, batch).await;
+    }
+}
+
+/// Runs every job left in a closed queue.
+async fn drain(db: &WriteConnection, jobs: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, max: usize) {
+    while jobs.recv_many(batch, max).await > 0 {
+        run_jobs(db, batch).await;
+    }
+}
+
+/// Runs a batch in one transaction (each job alone if any fails) and answers every job.
+async fn run_jobs(db: &WriteConnection, batch: &mut Vec<Box<dyn Job>>) {
+    match run_batch(db, batch).await {
+        Ok(()) => {}
+        Err(error) if batch.len() == 1 => {
+            if let Some(job) = batch.first_mut() {
+                job.fail(&error);
+            }
+        }
+        Err(_) => {
+            // Something in the batch failed: give every job its own transaction.
+            for job in batch.iter_mut() {
+                job.reset();
+                let mut single = std::slice::from_mut(job);
+                if let Err(error) = run_batch_slice(db, &mut single).await {
                     job.fail(&error);
                 }
             }
-            Err(_) => {
-                // Something in the batch failed: give every job its own transaction.
-                for job in &mut batch {
-                    job.reset();
-                    let mut single = std::slice::from_mut(job);
-                    if let Err(error) = run_batch_slice(&db, &mut single).await {
-                        job.fail(&error);
-                    }
-                }
-            }
         }
-        for job in batch.drain(..) {
-            job.finish();
-        }
+    }
+    for job in batch.drain(..) {
+        job.finish();
     }
 }
 
@@ -189,5 +271,79 @@ async fn run_batch_slice(db: &WriteConnection, batch: &mut &mut [Box<dyn Job>]) 
         // A failed job keeps its error as its result; the others are re-run alone.
         let _ = txn.rollback().await;
         if batch.len() == 1 { Ok(()) } else { Err(Error::Unavailable("a job in the batch failed".to_owned())) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::DatabaseOptions;
+
+    type Order = Arc<Mutex<Vec<&'static str>>>;
+
+    /// A job that records its name when it runs (again if re-run).
+    fn record(order: &Order, name: &'static str) -> impl for<'t> Fn(&'t DatabaseTransaction) -> JobFuture<'t, (), Error> + Send + 'static {
+        let order = Arc::clone(order);
+        move |_txn| {
+            let order = Arc::clone(&order);
+            Box::pin(async move {
+                order.lock().expect("order").push(name);
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transition_waits_for_at_most_one_bulk_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("lanes.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        let order: Order = Arc::default();
+
+        // The first bulk job holds the writer until released, so the others queue behind it.
+        let (release, gate) = oneshot::channel::<()>();
+        let gate = Arc::new(tokio::sync::Mutex::new(Some(gate)));
+        let first = {
+            let (db, order, gate) = (db.clone(), Arc::clone(&order), Arc::clone(&gate));
+            tokio::spawn(async move {
+                db.write_in(Lane::Bulk, None, move |_txn| {
+                    let (order, gate) = (Arc::clone(&order), Arc::clone(&gate));
+                    Box::pin(async move {
+                        let gate = gate.lock().await.take();
+                        if let Some(gate) = gate {
+                            let _ = gate.await;
+                        }
+                        order.lock().expect("order").push("bulk-0");
+                        Ok::<(), Error>(())
+                    })
+                })
+                .await
+            })
+        };
+        while gate.lock().await.is_some() {
+            tokio::task::yield_now().await;
+        }
+        let mut queued = Vec::new();
+        for name in ["bulk-1", "bulk-2", "bulk-3", "bulk-4", "bulk-5"] {
+            let (db, job) = (db.clone(), record(&order, name));
+            queued.push(tokio::spawn(async move { db.write_in(Lane::Bulk, None, job).await }));
+        }
+        let (db2, job) = (db.clone(), record(&order, "transition"));
+        queued.push(tokio::spawn(async move { db2.write(None, job).await }));
+        // Let every job reach its queue before the writer is released.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).expect("release");
+        first.await.expect("join").expect("first bulk job");
+        for job in queued {
+            job.await.expect("join").expect("job");
+        }
+
+        let order = order.lock().expect("order").clone();
+        assert_eq!(order.len(), 7, "every job ran once: {order:?}");
+        assert_eq!(order[0], "bulk-0");
+        assert_eq!(order[1], "transition", "the transition runs right after the bulk transaction it waited for: {order:?}");
+        assert_eq!(&order[2..], ["bulk-1", "bulk-2", "bulk-3", "bulk-4", "bulk-5"], "bulk jobs keep their order: {order:?}");
     }
 }

@@ -127,7 +127,7 @@ pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -
             match event {
                 Ok(mut received) => {
                     if let Some(event) = received.pop()
-                        && bus.publish(event).await.is_err()
+                        && bus.publish_client(event).await.is_err()
                     {
                         close(session, CloseCode::Error, "The event pipeline has stopped").await;
                         return;
