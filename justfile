@@ -34,6 +34,10 @@ ci:
 bench *args:
     ./scripts/bench.sh {{args}}
 
+# 30-minute mixed soak against our release binary, sampling its memory (SOAK_MINUTES, SOAK_DB_URL).
+soak:
+    ./scripts/soak.sh
+
 lint:
     cargo clippy --workspace --tests -- -D warnings
     cargo fmt --all --check

@@ -450,3 +450,38 @@ impl crate::Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize) -> ReceivedEvent {
+        lifecycle("bench", "emitted", uuid::Uuid::now_v7(), Some(&format!("event {n}")), Value::Null, Vec::new())
+    }
+
+    #[tokio::test]
+    async fn a_full_client_queue_answers_busy_and_leaves_room_for_the_servers_events() {
+        let (bus, mut receiver) = EventBus::new(8, EventLimits::default());
+        let wait = Duration::from_millis(20);
+        bus.publish_batch((0..8).map(event).collect(), wait).await.expect("room for the first batch");
+
+        // Clients are pushed back (the API answers 429 with Retry-After) rather than queued without bound.
+        assert!(matches!(bus.publish_batch(vec![event(8)], wait).await, Err(Error::Busy(_))));
+        // The server's own events still get in, and the pipeline takes them first.
+        bus.publish(event(100)).await.expect("the server's queue is separate");
+        assert_eq!(bus.backlog(), 9);
+
+        let mut received = Vec::new();
+        assert_eq!(receiver.recv_many(&mut received, 4).await, 4);
+        let names: Vec<&str> = received.iter().map(|e| e.resource.get(RESOURCE_NAME).unwrap_or("")).collect();
+        assert_eq!(names, ["event 100", "event 0", "event 1", "event 2"]);
+
+        // Nothing accepted is lost: the rest arrive in order once there is room, and a retry is accepted.
+        bus.publish_batch(vec![event(8)], wait).await.expect("room again after draining");
+        while received.len() < 10 {
+            assert!(receiver.recv_many(&mut received, 10).await > 0);
+        }
+        let last: Vec<&str> = received[4..].iter().map(|e| e.resource.get(RESOURCE_NAME).unwrap_or("")).collect();
+        assert_eq!(last, ["event 3", "event 4", "event 5", "event 6", "event 7", "event 8"]);
+    }
+}
