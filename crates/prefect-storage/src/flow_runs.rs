@@ -62,6 +62,24 @@ pub struct RunBookkeeping {
     pub next_scheduled_start_time: Option<DateTime>,
 }
 
+/// The columns orchestration maintains, set from `b`; every other column unset.
+/// [`insert`] and [`write_bookkeeping`] both write them.
+fn bookkeeping_columns(b: &RunBookkeeping) -> flow_run::ActiveModel {
+    flow_run::ActiveModel {
+        state_id: Set(b.state_id),
+        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
+        state_name: Set(b.state_name.clone()),
+        state_timestamp: Set(b.state_timestamp),
+        run_count: Set(b.run_count),
+        start_time: Set(b.start_time),
+        end_time: Set(b.end_time),
+        total_run_time: Set(b.total_run_time),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        ..Default::default()
+    }
+}
+
 /// Inserts a flow run with the bookkeeping and empirical policy its first transition
 /// decided, so a creation writes the row once instead of inserting and then updating it.
 pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
@@ -87,17 +105,8 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeepi
         infrastructure_document_id: Set(run.infrastructure_document_id),
         parent_task_run_id: Set(run.parent_task_run_id),
         auto_scheduled: Set(run.auto_scheduled),
-        state_id: Set(b.state_id),
         name: Set(run.name.clone()),
-        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
-        state_name: Set(b.state_name.clone()),
-        state_timestamp: Set(b.state_timestamp),
-        run_count: Set(b.run_count),
-        expected_start_time: Set(b.expected_start_time),
-        next_scheduled_start_time: Set(b.next_scheduled_start_time),
-        start_time: Set(b.start_time),
-        end_time: Set(b.end_time),
-        total_run_time: Set(b.total_run_time),
+        ..bookkeeping_columns(b)
     };
     flow_run::Entity::insert(model).exec_without_returning(c).await?;
     Ok(())
@@ -337,21 +346,7 @@ pub async fn set_labels(c: &impl ConnectionTrait, id: Uuid, labels: &KeyValueLab
 
 /// Sets the infrastructure pid, empirical policy and other orchestration-owned columns.
 pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
-    let model = flow_run::ActiveModel {
-        updated: Set(now),
-        state_id: Set(b.state_id),
-        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
-        state_name: Set(b.state_name.clone()),
-        state_timestamp: Set(b.state_timestamp),
-        run_count: Set(b.run_count),
-        start_time: Set(b.start_time),
-        end_time: Set(b.end_time),
-        total_run_time: Set(b.total_run_time),
-        expected_start_time: Set(b.expected_start_time),
-        next_scheduled_start_time: Set(b.next_scheduled_start_time),
-        empirical_policy: Set(to_json(empirical_policy)),
-        ..Default::default()
-    };
+    let model = flow_run::ActiveModel { updated: Set(now), empirical_policy: Set(to_json(empirical_policy)), ..bookkeeping_columns(b) };
     let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
     if result.rows_affected == 0 {
         return Err(Error::NotFound { entity: "Flow run" });

@@ -48,22 +48,31 @@ fn active_model(run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, n
         cache_key: Set(run.cache_key.clone()),
         cache_expiration: Set(run.cache_expiration),
         task_version: Set(run.task_version.clone()),
-        flow_run_run_count: Set(flow_run_run_count),
         empirical_policy: Set(to_json(&run.empirical_policy)),
         task_inputs: Set(Value::Object(run.task_inputs.clone())),
         tags: Set(to_json(&run.tags)),
         labels: Set(run.labels.clone().map(Value::Object)),
-        state_id: Set(b.state_id),
         name: Set(run.name.clone()),
+        ..bookkeeping_columns(b, flow_run_run_count)
+    }
+}
+
+/// The columns orchestration maintains, set from `b`; every other column unset.
+/// [`insert`] and [`write_bookkeeping`] both write them.
+fn bookkeeping_columns(b: &RunBookkeeping, flow_run_run_count: i64) -> task_run::ActiveModel {
+    task_run::ActiveModel {
+        state_id: Set(b.state_id),
         state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
         state_name: Set(b.state_name.clone()),
         state_timestamp: Set(b.state_timestamp),
         run_count: Set(b.run_count),
-        expected_start_time: Set(b.expected_start_time),
-        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        flow_run_run_count: Set(flow_run_run_count),
         start_time: Set(b.start_time),
         end_time: Set(b.end_time),
         total_run_time: Set(b.total_run_time),
+        expected_start_time: Set(b.expected_start_time),
+        next_scheduled_start_time: Set(b.next_scheduled_start_time),
+        ..Default::default()
     }
 }
 
@@ -213,21 +222,7 @@ pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
 
 /// Writes orchestration-owned columns back after a transition.
 pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> Result<()> {
-    let model = task_run::ActiveModel {
-        updated: Set(now),
-        state_id: Set(b.state_id),
-        state_type: Set(b.state_type.map(|t| t.as_str().to_owned())),
-        state_name: Set(b.state_name.clone()),
-        state_timestamp: Set(b.state_timestamp),
-        run_count: Set(b.run_count),
-        flow_run_run_count: Set(flow_run_run_count),
-        start_time: Set(b.start_time),
-        end_time: Set(b.end_time),
-        total_run_time: Set(b.total_run_time),
-        expected_start_time: Set(b.expected_start_time),
-        next_scheduled_start_time: Set(b.next_scheduled_start_time),
-        ..Default::default()
-    };
+    let model = task_run::ActiveModel { updated: Set(now), ..bookkeeping_columns(b, flow_run_run_count) };
     let result = task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)).exec(c).await?;
     if result.rows_affected == 0 {
         return Err(Error::NotFound { entity: "Task run" });
