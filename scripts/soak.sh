@@ -36,10 +36,11 @@ URL="http://127.0.0.1:$PORT/api"
 until curl -sf "$URL/health" > /dev/null; do sleep 0.1; done
 
 (
-  echo "seconds,rss_kib"
+  echo "seconds,rss_kib,anon_kib,file_kib"
   start=$(date +%s)
   while kill -0 "$SERVER" 2>/dev/null; do
-    echo "$(( $(date +%s) - start )),$(awk '/VmRSS/ {print $2}' /proc/$SERVER/status)"
+    # RssAnon is the heap (SQLite page caches live there too); RssFile is mapped files.
+    echo "$(( $(date +%s) - start )),$(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print r "," a "," f}' /proc/$SERVER/status)"
     sleep 5
   done
 ) > "$OUT/rss.csv" &
@@ -60,7 +61,9 @@ kill "$SAMPLER" 2>/dev/null || true
 python3 - "$OUT" <<'EOF'
 import csv, json, statistics, sys
 out = sys.argv[1]
-rows = [(int(r["seconds"]), int(r["rss_kib"])) for r in csv.DictReader(open(f"{out}/rss.csv")) if r["rss_kib"]]
+samples = [r for r in csv.DictReader(open(f"{out}/rss.csv")) if r["rss_kib"]]
+rows = [(int(r["seconds"]), int(r["rss_kib"])) for r in samples]
+anon = [(int(r["seconds"]), int(r["anon_kib"])) for r in samples]
 end = rows[-1][0]
 early = [kib for s, kib in rows if 120 <= s < 420]
 late = [kib for s, kib in rows if s >= end - 300]
@@ -72,6 +75,8 @@ summary = {
     "rss_mib_median_last_5_minutes": round(statistics.median(late) / 1024, 1),
     "rss_mib_peak": round(max(k for _, k in rows) / 1024, 1),
     "late_over_early": round(statistics.median(late) / statistics.median(early), 3),
+    "anon_mib_median_minutes_3_to_7": round(statistics.median([k for s, k in anon if 120 <= s < 420]) / 1024, 1),
+    "anon_mib_median_last_5_minutes": round(statistics.median([k for s, k in anon if s >= end - 300]) / 1024, 1),
     "loadgen_runs": len(results),
     "loadgen_errors": errors,
     "units": {sc: sum(r["units"] for r in results if r["scenario"] == sc) for sc in sorted({r["scenario"] for r in results})},

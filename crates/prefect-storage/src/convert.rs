@@ -3,10 +3,10 @@
 use prefect_domain::artifact::{Artifact, ArtifactCollection};
 use prefect_domain::concurrency::{ConcurrencyLease, ConcurrencyLeaseHolder, ConcurrencyLimitV2, LeaseHolderType};
 use prefect_domain::flow::Flow;
-use prefect_domain::flow_run::{CreatedBy, FlowRun, FlowRunPolicy};
+use prefect_domain::flow_run::{CreatedBy, FlowRun};
 use prefect_domain::log::Log;
-use prefect_domain::state::{State, StateDetails, StateType};
-use prefect_domain::task_run::{TaskRun, TaskRunPolicy};
+use prefect_domain::state::{State, StateType};
+use prefect_domain::task_run::TaskRun;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -54,7 +54,7 @@ pub fn flow_run_state(model: flow_run_state::Model) -> Result<State> {
         timestamp: model.timestamp,
         message: model.message,
         data: model.data.filter(|v| !v.is_null()),
-        state_details: from_json::<StateDetails>(model.state_details, "state_details")?,
+        state_details: model.state_details.0,
     })
 }
 
@@ -67,7 +67,7 @@ pub fn task_run_state(model: task_run_state::Model) -> Result<State> {
         timestamp: model.timestamp,
         message: model.message,
         data: model.data.filter(|v| !v.is_null()),
-        state_details: from_json::<StateDetails>(model.state_details, "state_details")?,
+        state_details: model.state_details.0,
     })
 }
 
@@ -100,8 +100,8 @@ pub fn flow_run(model: flow_run::Model, state: Option<State>, work_pool: Option<
         parameters: json_object(model.parameters),
         idempotency_key: model.idempotency_key,
         context: json_object(model.context),
-        empirical_policy: from_json::<FlowRunPolicy>(model.empirical_policy, "empirical_policy")?,
-        tags: string_list(model.tags),
+        empirical_policy: model.empirical_policy.0,
+        tags: model.tags.0,
         labels: json_object(model.labels),
         parent_task_run_id: model.parent_task_run_id,
         state_type: opt_state_type(model.state_type.as_deref())?,
@@ -137,8 +137,8 @@ pub fn task_run(model: task_run::Model, state: Option<State>) -> Result<TaskRun>
         cache_key: model.cache_key,
         cache_expiration: model.cache_expiration,
         task_version: model.task_version,
-        empirical_policy: from_json::<TaskRunPolicy>(model.empirical_policy, "empirical_policy")?,
-        tags: string_list(model.tags),
+        empirical_policy: model.empirical_policy.0,
+        tags: model.tags.0,
         labels: model.labels.map(json_object),
         state_id: model.state_id,
         task_inputs: json_object(model.task_inputs),

@@ -53,7 +53,7 @@ use serde_json::Map;
 
 use crate::convert::{self, to_json};
 use crate::db::Backend;
-use crate::entity::{concurrency_limit_v2, deployment_schedule, flow, flow_run, work_pool, work_queue};
+use crate::entity::{TypedJson, concurrency_limit_v2, deployment_schedule, flow, flow_run, work_pool, work_queue};
 use crate::query;
 
 /// Column values of a deployment write. `None` leaves a column as it is (or at its
@@ -622,8 +622,8 @@ pub async fn insert_scheduled_runs(c: &impl ConnectionTrait, runs: &[ScheduledRu
             parameters: Set(Value::Object(new.parameters.clone())),
             idempotency_key: Set(new.idempotency_key.clone()),
             context: Set(Value::Object(new.context.clone())),
-            empirical_policy: Set(to_json(&new.empirical_policy)),
-            tags: Set(to_json(&new.tags)),
+            empirical_policy: Set(TypedJson(new.empirical_policy.clone())),
+            tags: Set(TypedJson(new.tags.clone())),
             labels: Set(Value::Object(new.labels.clone())),
             created_by: Set(new.created_by.as_ref().map(to_json)),
             infrastructure_pid: Set(None),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::convert::{self, to_json};
 use crate::db::Backend;
-use crate::entity::{flow_run, flow_run_state, work_pool, work_queue};
+use crate::entity::{TypedJson, flow_run, flow_run_state, work_pool, work_queue};
 use crate::query;
 use crate::{Error, Result};
 
@@ -96,8 +96,8 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeepi
         parameters: Set(Value::Object(run.parameters.clone())),
         idempotency_key: Set(run.idempotency_key.clone()),
         context: Set(Value::Object(run.context.clone())),
-        empirical_policy: Set(to_json(empirical_policy)),
-        tags: Set(to_json(&run.tags)),
+        empirical_policy: Set(TypedJson(empirical_policy.clone())),
+        tags: Set(TypedJson(run.tags.clone())),
         labels: Set(Value::Object(run.labels.clone())),
         created_by: Set(run.created_by.as_ref().map(to_json)),
         infrastructure_pid: Set(None),
@@ -327,8 +327,8 @@ pub async fn update(c: &impl ConnectionTrait, id: Uuid, update: &FlowRunUpdate, 
         name: update.name.clone().map_or(NotSet, Set),
         flow_version: update.flow_version.clone().map_or(NotSet, |v| Set(Some(v))),
         parameters: update.parameters.clone().map_or(NotSet, |v| Set(Value::Object(v))),
-        empirical_policy: update.empirical_policy.clone().map_or(NotSet, |v| Set(to_json(&v.normalized()))),
-        tags: update.tags.as_ref().map_or(NotSet, |v| Set(to_json(v))),
+        empirical_policy: update.empirical_policy.clone().map_or(NotSet, |v| Set(TypedJson(v.normalized()))),
+        tags: update.tags.as_ref().map_or(NotSet, |v| Set(TypedJson(v.clone()))),
         infrastructure_pid: update.infrastructure_pid.clone().map_or(NotSet, |v| Set(Some(v))),
         job_variables: update.job_variables.clone().map_or(NotSet, |v| Set(Some(Value::Object(v)))),
         ..Default::default()
@@ -346,7 +346,7 @@ pub async fn set_labels(c: &impl ConnectionTrait, id: Uuid, labels: &KeyValueLab
 
 /// Sets the infrastructure pid, empirical policy and other orchestration-owned columns.
 pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
-    let model = flow_run::ActiveModel { updated: Set(now), empirical_policy: Set(to_json(empirical_policy)), ..bookkeeping_columns(b) };
+    let model = flow_run::ActiveModel { updated: Set(now), empirical_policy: Set(TypedJson(empirical_policy.clone())), ..bookkeeping_columns(b) };
     let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
     if result.rows_affected == 0 {
         return Err(Error::NotFound { entity: "Flow run" });
@@ -376,7 +376,7 @@ pub async fn insert_state(c: &impl ConnectionTrait, flow_run_id: Uuid, state: &S
         timestamp: Set(state.timestamp),
         name: Set(state.name().to_owned()),
         message: Set(state.message.clone()),
-        state_details: Set(to_json(&state.state_details)),
+        state_details: Set(TypedJson(state.state_details.clone())),
         data: Set(state.data.clone()),
         result_artifact_id: Set(result_artifact_id),
     };

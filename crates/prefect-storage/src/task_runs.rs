@@ -13,9 +13,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::convert::{self, to_json};
+use crate::convert;
 use crate::db::Backend;
-use crate::entity::{flow_run, task_run, task_run_state, task_run_state_cache};
+use crate::entity::{TypedJson, flow_run, task_run, task_run_state, task_run_state_cache};
 use crate::flow_runs::RunBookkeeping;
 use crate::query;
 use crate::{Error, Result};
@@ -48,9 +48,9 @@ fn active_model(run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, n
         cache_key: Set(run.cache_key.clone()),
         cache_expiration: Set(run.cache_expiration),
         task_version: Set(run.task_version.clone()),
-        empirical_policy: Set(to_json(&run.empirical_policy)),
+        empirical_policy: Set(TypedJson(run.empirical_policy.clone())),
         task_inputs: Set(Value::Object(run.task_inputs.clone())),
-        tags: Set(to_json(&run.tags)),
+        tags: Set(TypedJson(run.tags.clone())),
         labels: Set(run.labels.clone().map(Value::Object)),
         name: Set(run.name.clone()),
         ..bookkeeping_columns(b, flow_run_run_count)
@@ -240,7 +240,7 @@ fn state_model(task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid
         timestamp: Set(state.timestamp),
         name: Set(state.name().to_owned()),
         message: Set(state.message.clone()),
-        state_details: Set(to_json(&state.state_details)),
+        state_details: Set(TypedJson(state.state_details.clone())),
         data: Set(state.data.clone()),
         result_artifact_id: Set(result_artifact_id),
     }

@@ -1,6 +1,9 @@
 //! The `flow_run` table.
 
+use prefect_domain::flow_run::FlowRunPolicy;
 use sea_orm::entity::prelude::*;
+
+use super::TypedJson;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "flow_run")]
@@ -21,9 +24,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub context: Json,
     #[sea_orm(column_type = "JsonBinary")]
-    pub empirical_policy: Json,
+    pub empirical_policy: TypedJson<FlowRunPolicy>,
     #[sea_orm(column_type = "JsonBinary")]
-    pub tags: Json,
+    pub tags: TypedJson<Vec<String>>,
     #[sea_orm(column_type = "JsonBinary")]
     pub labels: Json,
     #[sea_orm(column_type = "JsonBinary")]

@@ -1,6 +1,9 @@
 //! The `flow_run_state` table.
 
+use prefect_domain::state::StateDetails;
 use sea_orm::entity::prelude::*;
+
+use super::TypedJson;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "flow_run_state")]
@@ -16,7 +19,7 @@ pub struct Model {
     pub name: String,
     pub message: Option<String>,
     #[sea_orm(column_type = "JsonBinary")]
-    pub state_details: Json,
+    pub state_details: TypedJson<StateDetails>,
     #[sea_orm(column_type = "JsonBinary")]
     pub data: Option<Json>,
     pub result_artifact_id: Option<Uuid>,

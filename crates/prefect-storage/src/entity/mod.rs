@@ -29,7 +29,10 @@ pub mod saved_search;
 pub mod task_run;
 pub mod task_run_state;
 pub mod task_run_state_cache;
+mod typed_json;
 pub mod variable;
 pub mod work_pool;
 pub mod work_queue;
 pub mod worker;
+
+pub use typed_json::TypedJson;

@@ -1,6 +1,9 @@
 //! The `task_run` table.
 
+use prefect_domain::task_run::TaskRunPolicy;
 use sea_orm::entity::prelude::*;
+
+use super::TypedJson;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "task_run")]
@@ -17,11 +20,11 @@ pub struct Model {
     pub task_version: Option<String>,
     pub flow_run_run_count: i64,
     #[sea_orm(column_type = "JsonBinary")]
-    pub empirical_policy: Json,
+    pub empirical_policy: TypedJson<TaskRunPolicy>,
     #[sea_orm(column_type = "JsonBinary")]
     pub task_inputs: Json,
     #[sea_orm(column_type = "JsonBinary")]
-    pub tags: Json,
+    pub tags: TypedJson<Vec<String>>,
     #[sea_orm(column_type = "JsonBinary")]
     pub labels: Option<Json>,
     pub state_id: Option<Uuid>,

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# read-filter at 1,000,000 flow runs against our release binary, on SQLite and PostgreSQL.
+#
+#   scripts/bench_1m.sh                          # both backends, 1,000,000 runs
+#   BENCH_BACKENDS=sqlite BENCH_ROWS=200000 scripts/bench_1m.sh
+#
+# Seeding a million runs through the API would take most of an hour, so the first 1,000
+# are created through the API (loadgen seed-flow-runs) and the rest are copied from them
+# in SQL (scripts/seed_flow_runs.py). Then loadgen's read-filter runs against a table of
+# that size: UI-style pages (state filter, newest first, 50 rows) alternating with counts.
+# Results land in target/bench-1m/<timestamp>/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SHARED="${PREFECT_SHARED_DIR:-$ROOT/../shared}"
+[ -d "$SHARED/bench" ] || SHARED=/work/shared
+PG_URL="${PREFECT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
+ROWS="${BENCH_ROWS:-1000000}"
+DURATION="${BENCH_DURATION:-20}"
+
+TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+cargo build --release -p prefect-server
+BIN="$TARGET/release/prefect-server"
+LOADGEN="${LOADGEN:-$SHARED/bench/loadgen/target/release/loadgen}"
+[ -x "$LOADGEN" ] || (cd "$SHARED/bench/loadgen" && cargo build --release)
+OUT="$TARGET/bench-1m/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+for backend in $BACKENDS; do
+  home="$(mktemp -d)"
+  env=(PREFECT_HOME="$home" PREFECT_SERVER_LOGGING_LEVEL=WARNING)
+  db=""
+  if [ "$backend" = postgres ]; then
+    db="prefect_bench_1m_$$"
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+    env+=(PREFECT_SERVER_DATABASE_CONNECTION_URL="${PG_URL%/*}/$db")
+  fi
+  port=4481
+  env "${env[@]}" "$BIN" start --host 127.0.0.1 --port "$port" > "$OUT/server-$backend.log" 2>&1 &
+  server=$!
+  url="http://127.0.0.1:$port/api"
+  until curl -sf "$url/health" > /dev/null; do sleep 0.1; done
+  echo "==> $backend: seeding"
+  "$LOADGEN" --url "$url" --scenario seed-flow-runs --rows 1000 2>> "$OUT/loadgen.log" | tail -n 1 > /dev/null
+  if [ "$backend" = postgres ]; then
+    python3 scripts/seed_flow_runs.py postgres "${PG_URL%/*}/$db" "$ROWS"
+  else
+    python3 scripts/seed_flow_runs.py sqlite "$home/prefect.db" "$ROWS"
+  fi
+  echo "==> $backend: read-filter at $ROWS+ runs"
+  "$LOADGEN" --url "$url" --scenario read-filter --rows "$ROWS" --duration "$DURATION" --warmup 3 --concurrency 16 \
+    2>> "$OUT/loadgen.log" | tail -n 1 | tee "$OUT/read-filter-$backend.json" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(f"{r[\"throughput_per_s\"]:.0f} req/s, p50 {l[\"p50\"]:.1f} ms, p99 {l[\"p99\"]:.1f} ms, errors {r[\"errors\"]}"); [print(f"  {k}: p50 {v[\"p50\"]:.1f} ms, p99 {v[\"p99\"]:.1f} ms") for k, v in r["request_latency_ms"].items()]'
+  echo "peak RSS: $(awk '/VmHWM/ {print $2}' /proc/$server/status) KiB"
+  kill "$server"; wait "$server" 2>/dev/null || true
+  rm -rf "$home"
+  [ -z "$db" ] || psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+done
+echo "results: $OUT"
