@@ -51,8 +51,15 @@ for backend in $BACKENDS; do
   fi
   echo "==> $backend: read-filter at $ROWS+ runs"
   "$LOADGEN" --url "$url" --scenario read-filter --rows "$ROWS" --duration "$DURATION" --warmup 3 --concurrency 16 \
-    2>> "$OUT/loadgen.log" | tail -n 1 | tee "$OUT/read-filter-$backend.json" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); l=r["latency_ms"]; print(f"{r[\"throughput_per_s\"]:.0f} req/s, p50 {l[\"p50\"]:.1f} ms, p99 {l[\"p99\"]:.1f} ms, errors {r[\"errors\"]}"); [print(f"  {k}: p50 {v[\"p50\"]:.1f} ms, p99 {v[\"p99\"]:.1f} ms") for k, v in r["request_latency_ms"].items()]'
+    2>> "$OUT/loadgen.log" | tail -n 1 > "$OUT/read-filter-$backend.json"
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency_ms"]
+print("%.0f req/s, p50 %.1f ms, p99 %.1f ms, errors %d" % (r["throughput_per_s"], l["p50"], l["p99"], r["errors"]))
+for name, v in r["request_latency_ms"].items():
+    print("  %s: p50 %.1f ms, p99 %.1f ms" % (name, v["p50"], v["p99"]))
+' "$OUT/read-filter-$backend.json"
   echo "peak RSS: $(awk '/VmHWM/ {print $2}' /proc/$server/status) KiB"
   kill "$server"; wait "$server" 2>/dev/null || true
   rm -rf "$home"
