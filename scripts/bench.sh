@@ -12,12 +12,7 @@
 # Other arguments go to bench.sh (defaults are the BASELINE.md settings). Results land
 # in target/bench/<label>/ and a side-by-side table is printed at the end (summarize.py).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-SHARED="${PREFECT_SHARED_DIR:-$ROOT/../shared}"
-[ -d "$SHARED/bench" ] || SHARED=/work/shared
-PG_URL="${PREFECT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
 VENV="${CONFORMANCE_VENV:-$SHARED/conformance/.venv}"
 PYTHON=0
@@ -28,9 +23,7 @@ done
 SETTINGS=(--duration 10 --warmup 2 --concurrency 16 --repeats 3 --rows "1000 10000")
 PYTHON_ROWS="${PYTHON_ROWS:-1000}"
 
-TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-cargo build --release -p prefect-server
-BIN="$TARGET/release/prefect-server"
+build_server
 OUT_ROOT="$TARGET/bench/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT_ROOT"
 RESULTS=()

@@ -10,20 +10,13 @@
 # that size: UI-style pages (state filter, newest first, 50 rows) alternating with counts.
 # Results land in target/bench-1m/<timestamp>/.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-SHARED="${PREFECT_SHARED_DIR:-$ROOT/../shared}"
-[ -d "$SHARED/bench" ] || SHARED=/work/shared
-PG_URL="${PREFECT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
 ROWS="${BENCH_ROWS:-1000000}"
 DURATION="${BENCH_DURATION:-20}"
 
-TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-cargo build --release -p prefect-server
-BIN="$TARGET/release/prefect-server"
-LOADGEN="${LOADGEN:-$SHARED/bench/loadgen/target/release/loadgen}"
-[ -x "$LOADGEN" ] || (cd "$SHARED/bench/loadgen" && cargo build --release)
+build_server
+build_loadgen
 OUT="$TARGET/bench-1m/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 

@@ -12,18 +12,12 @@
 # prints the median RSS of minutes 3-7 and of the last five minutes, their ratio, and
 # every loadgen error. Results land in target/soak/<timestamp>/.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-SHARED="${PREFECT_SHARED_DIR:-$ROOT/../shared}"
-[ -d "$SHARED/bench" ] || SHARED=/work/shared
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 MINUTES="${SOAK_MINUTES:-30}"
 PORT="${SOAK_PORT:-4471}"
 
-TARGET="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-cargo build --release -p prefect-server
-BIN="$TARGET/release/prefect-server"
-LOADGEN="${LOADGEN:-$SHARED/bench/loadgen/target/release/loadgen}"
-[ -x "$LOADGEN" ] || (cd "$SHARED/bench/loadgen" && cargo build --release)
+build_server
+build_loadgen
 OUT="$TARGET/soak/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 HOME_DIR="$(mktemp -d)"
