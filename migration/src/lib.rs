@@ -9,12 +9,18 @@ pub use sea_orm_migration::prelude::*;
 
 mod builders;
 mod m20261126_000001_initial;
+mod m20261126_000002_flow_run_state_counts;
+mod m20261126_000003_drop_event_resources_event_id_index;
 
 /// The ordered list of migrations.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_initial::Migration)]
+        vec![
+            Box::new(m20261126_000001_initial::Migration),
+            Box::new(m20261126_000002_flow_run_state_counts::Migration),
+            Box::new(m20261126_000003_drop_event_resources_event_id_index::Migration),
+        ]
     }
 }

@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{CancellationCleanup, DatabaseMaintenance, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
+use prefect_services::{CancellationCleanup, DatabaseMaintenance, DbVacuum, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -154,6 +154,11 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     if settings.services.database_maintenance.enabled {
         let maintenance = DatabaseMaintenance::new(settings.services.database_maintenance.clone(), core.clone());
         tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));
+    }
+    if services {
+        let vacuum_options =
+            prefect_services::DbVacuumOptions { events_persisted: settings.services.event_pipeline.persist, ..settings.services.db_vacuum.clone() };
+        tasks.push(tokio::spawn(DbVacuum::new(vacuum_options, core.clone()).run(shutdown.clone())));
     }
     if services && settings.services.repossessor.enabled {
         tasks.push(tokio::spawn(Repossessor::new(settings.services.repossessor.clone(), core.clone()).run(shutdown.clone())));

@@ -158,6 +158,14 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "services.event_pipeline.record_task_runs"),
     ("PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),
     ("PREFECT_API_EVENTS_STREAM_OUT_ENABLED", "services.event_pipeline.stream_out"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "services.db_vacuum.enabled"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS", "services.db_vacuum.loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_ORPHAN_CLEANUP_LOOP_SECONDS", "services.db_vacuum.orphan_cleanup_loop_seconds"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD", "services.db_vacuum.retention_period_seconds"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_BATCH_SIZE", "services.db_vacuum.batch_size"),
+    ("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES", "services.db_vacuum.event_retention_overrides"),
+    ("PREFECT_SERVER_EVENTS_RETENTION_PERIOD", "services.db_vacuum.events_retention_seconds"),
+    ("PREFECT_EVENTS_RETENTION_PERIOD", "services.db_vacuum.events_retention_seconds"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED", "services.repossessor.enabled"),
     ("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "services.repossessor.loop_seconds"),
     ("PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED", "services.pause_expirations.enabled"),
@@ -335,6 +343,30 @@ mod tests {
         assert_eq!(s.services.scheduler.min_scheduled_time_seconds, 1800.0);
         assert_eq!(s.services.late_runs.after_seconds, 20.5);
         assert!(Settings::load(None, &env(&[("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "soon")])).is_err());
+    }
+
+    #[test]
+    fn db_vacuum_settings() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "events,flow_runs"),
+                ("PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD", "P30D"),
+                ("PREFECT_SERVER_SERVICES_DB_VACUUM_EVENT_RETENTION_OVERRIDES", r#"{"prefect.flow-run.heartbeat": 3600}"#),
+                ("PREFECT_EVENTS_RETENTION_PERIOD", "86400"),
+            ]),
+        )
+        .unwrap();
+        let vacuum = &s.services.db_vacuum;
+        assert_eq!(vacuum.enabled_types().into_iter().collect::<Vec<_>>(), ["events", "flow_runs", "orphans"]);
+        assert_eq!(vacuum.retention_period_seconds, 30.0 * 86_400.0);
+        assert_eq!(vacuum.event_retention_overrides.get("prefect.flow-run.heartbeat"), Some(&3600.0));
+        assert_eq!(vacuum.events_retention_seconds, 86_400.0);
+        let legacy = Settings::load(None, &env(&[("PREFECT_API_SERVICES_DB_VACUUM_ENABLED", "true")])).unwrap();
+        assert_eq!(legacy.services.db_vacuum.enabled_types().into_iter().collect::<Vec<_>>(), ["events", "flow_runs", "orphans"]);
+        let defaults = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(defaults.services.db_vacuum.enabled_types().into_iter().collect::<Vec<_>>(), ["events"]);
+        assert!(Settings::load(None, &env(&[("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "logs")])).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod schema_tools;
 mod task_queue;
 mod task_runs;
 pub mod templates;
+mod vacuum;
 mod variables;
 mod work_pools;
 
@@ -61,6 +62,7 @@ pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use pause::PAUSE_EXPIRED_MESSAGE;
 pub use recorder::TaskRunRecorder;
 pub use task_queue::{Lane, TaskQueues, TaskWorkers};
+pub use vacuum::FlowRunVacuum;
 pub use variables::VariableRef;
 pub use work_pools::DEFAULT_AGENT_POOL_NAME;
 

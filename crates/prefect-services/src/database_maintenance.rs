@@ -1,6 +1,7 @@
-//! Database upkeep that keeps the write path and query plans fast: WAL
-//! checkpoints off the write path, and fresh planner statistics (SQLite; on
-//! PostgreSQL autovacuum does both jobs and these are no-ops).
+//! Database upkeep that keeps the write path, query plans and counts fast: WAL
+//! checkpoints off the write path and fresh planner statistics (SQLite; on
+//! PostgreSQL autovacuum does both jobs and these are no-ops), and folding the
+//! per-state flow run count deltas (PostgreSQL; SQLite counts in place).
 
 use std::time::{Duration, Instant};
 
@@ -20,11 +21,20 @@ pub struct DatabaseMaintenanceOptions {
     pub statistics_check_seconds: f64,
     /// Statistics are also refreshed this often when anything changed at all.
     pub statistics_seconds: f64,
+    /// How often the flow run state count deltas are folded: a count sums the rows
+    /// appended since the last fold.
+    pub state_count_fold_seconds: f64,
 }
 
 impl Default for DatabaseMaintenanceOptions {
     fn default() -> Self {
-        DatabaseMaintenanceOptions { enabled: true, checkpoint_seconds: 1.0, statistics_check_seconds: 2.0, statistics_seconds: 600.0 }
+        DatabaseMaintenanceOptions {
+            enabled: true,
+            checkpoint_seconds: 1.0,
+            statistics_check_seconds: 2.0,
+            statistics_seconds: 600.0,
+            state_count_fold_seconds: 2.0,
+        }
     }
 }
 
@@ -46,6 +56,12 @@ impl DatabaseMaintenance {
             });
         let analyzed: std::sync::Mutex<Option<(Vec<i64>, Instant)>> = std::sync::Mutex::new(None);
         let every = Duration::from_secs_f64(self.options.statistics_seconds.max(1.0));
+        let state_counts = crate::run_periodically(
+            "flow run state counts",
+            Duration::from_secs_f64(self.options.state_count_fold_seconds.max(0.05)),
+            shutdown.clone(),
+            || async { db.fold_state_counts().await.map(|_| ()).map_err(prefect_core::Error::from) },
+        );
         let statistics =
             crate::run_periodically("database statistics", Duration::from_secs_f64(self.options.statistics_check_seconds.max(0.1)), shutdown, || async {
                 let sizes = db.table_sizes().await?;
@@ -59,7 +75,7 @@ impl DatabaseMaintenance {
                 }
                 Ok(())
             });
-        tokio::join!(checkpoints, statistics);
+        tokio::join!(checkpoints, state_counts, statistics);
     }
 }
 

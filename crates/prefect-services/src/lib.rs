@@ -9,6 +9,7 @@
 
 pub mod cancellation_cleanup;
 pub mod database_maintenance;
+pub mod db_vacuum;
 pub mod event_pipeline;
 pub mod foreman;
 pub mod late_runs;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub use cancellation_cleanup::{CancellationCleanup, CancellationCleanupOptions, CleanupPass};
 pub use database_maintenance::{DatabaseMaintenance, DatabaseMaintenanceOptions};
+pub use db_vacuum::{DbVacuum, DbVacuumOptions};
 pub use event_pipeline::{EventPipeline, EventPipelineOptions};
 pub use foreman::{Foreman, ForemanOptions};
 pub use late_runs::{LateRuns, LateRunsOptions};
@@ -35,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 #[serde(default)]
 pub struct ServicesOptions {
     pub database_maintenance: DatabaseMaintenanceOptions,
+    pub db_vacuum: DbVacuumOptions,
     pub event_pipeline: EventPipelineOptions,
     pub repossessor: RepossessorOptions,
     pub pause_expirations: PauseExpirationsOptions,
@@ -44,12 +47,12 @@ pub struct ServicesOptions {
     pub scheduler: SchedulerOptions,
 }
 
-/// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.
 /// A settings value in (fractional) seconds as a duration, to the millisecond.
 pub(crate) fn seconds(s: f64) -> chrono::Duration {
     chrono::Duration::milliseconds((s * 1000.0) as i64)
 }
 
+/// Runs `tick` every `interval` until `shutdown` fires; errors are logged and the loop goes on.
 pub async fn run_periodically<F, Fut>(name: &'static str, interval: Duration, shutdown: CancellationToken, mut tick: F)
 where
     F: FnMut() -> Fut,

@@ -137,29 +137,37 @@ pub async fn delete(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result
     if let Some(key) = existing.key {
         let was_latest = artifact_collection::Entity::find().filter(artifact_collection::Column::LatestId.eq(id)).one(c).await?;
         if let Some(entry) = was_latest {
-            match read_latest(c, &key).await? {
-                Some(previous) => {
-                    let model = artifact_collection::ActiveModel {
-                        id: Set(entry.id),
-                        updated: Set(now),
-                        latest_id: Set(previous.id),
-                        task_run_id: Set(previous.task_run_id),
-                        flow_run_id: Set(previous.flow_run_id),
-                        kind: Set(previous.kind),
-                        data: Set(previous.data),
-                        description: Set(previous.description),
-                        metadata_: Set(previous.metadata_.map(Value::Object)),
-                        ..Default::default()
-                    };
-                    artifact_collection::Entity::update(model).exec(c).await?;
-                }
-                None => {
-                    artifact_collection::Entity::delete_by_id(entry.id).exec(c).await?;
-                }
-            }
+            repoint_collection(c, entry.id, &key, now).await?;
         }
     }
     Ok(true)
+}
+
+/// Points the collection entry `entry_id` of `key` at the newest artifact of that key;
+/// deletes the entry when none is left. Returns whether an artifact was left.
+pub(crate) async fn repoint_collection(c: &impl ConnectionTrait, entry_id: Uuid, key: &str, now: DateTime) -> Result<bool> {
+    match read_latest(c, key).await? {
+        Some(previous) => {
+            let model = artifact_collection::ActiveModel {
+                id: Set(entry_id),
+                updated: Set(now),
+                latest_id: Set(previous.id),
+                task_run_id: Set(previous.task_run_id),
+                flow_run_id: Set(previous.flow_run_id),
+                kind: Set(previous.kind),
+                data: Set(previous.data),
+                description: Set(previous.description),
+                metadata_: Set(previous.metadata_.map(Value::Object)),
+                ..Default::default()
+            };
+            artifact_collection::Entity::update(model).exec(c).await?;
+            Ok(true)
+        }
+        None => {
+            artifact_collection::Entity::delete_by_id(entry_id).exec(c).await?;
+            Ok(false)
+        }
+    }
 }
 
 pub async fn filter(

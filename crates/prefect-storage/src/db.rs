@@ -312,6 +312,12 @@ impl Database {
         Ok(())
     }
 
+    /// Folds the per-state flow run count deltas (PostgreSQL; see
+    /// [`crate::flow_runs::fold_state_counts`]).
+    pub async fn fold_state_counts(&self) -> Result<u64> {
+        crate::flow_runs::fold_state_counts(self.writer(), self.backend()).await
+    }
+
     /// Closes the pools.
     pub async fn close(self) -> Result<()> {
         if let Some(conn) = self.checkpointer {

@@ -411,14 +411,3 @@ pub async fn count_by_column(
 pub async fn occurrences(c: &impl ConnectionTrait, backend: Backend, filter: &EventFilter, now: DateTime) -> Result<Vec<DateTime>> {
     Ok(events::Entity::find().select_only().column(events::Column::Occurred).filter(condition(backend, filter, now)).into_tuple().all(c).await?)
 }
-
-/// Deletes events (and their resource rows) that occurred before `before`, at most `limit`; returns how many.
-pub async fn delete_older_than(c: &impl ConnectionTrait, before: DateTime, limit: u64) -> Result<u64> {
-    let ids: Vec<Uuid> =
-        events::Entity::find().select_only().column(events::Column::Id).filter(events::Column::Occurred.lt(before)).limit(limit).into_tuple().all(c).await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    event_resources::Entity::delete_many().filter(event_resources::Column::EventId.is_in(ids.clone())).exec(c).await?;
-    Ok(events::Entity::delete_many().filter(events::Column::Id.is_in(ids)).exec(c).await?.rows_affected)
-}

@@ -267,8 +267,97 @@ pub async fn filter(
     hydrate(c, rows, now).await
 }
 
+/// How many runs match the filters. A filter on nothing but state types is answered
+/// from the per-state counts the database keeps (migration
+/// `m20261126_000002_flow_run_state_counts`) in O(state types), not O(runs).
 pub async fn count(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
+    if only_state_types(filters) {
+        return count_from_state_counts(c, backend, filters).await;
+    }
     Ok(flow_run::Entity::find().filter(query::flow_runs_matching(backend, filters)).count(c).await?)
+}
+
+/// Whether the filters constrain nothing but the run's state type.
+fn only_state_types(filters: &RunFilters) -> bool {
+    let RunFilters { flows: None, flow_runs, task_runs: None, deployments: None, work_pools: None, work_pool_queues: None } = filters else {
+        return false;
+    };
+    let Some(f) = flow_runs else { return true };
+    // Spelled out so that a criterion added to `FlowRunFilter` cannot be missed here.
+    let prefect_domain::filters::FlowRunFilter {
+        operator: _,
+        id,
+        name,
+        tags,
+        deployment_id,
+        work_queue_name,
+        state,
+        flow_version,
+        start_time,
+        end_time,
+        expected_start_time,
+        next_scheduled_start_time,
+        parent_flow_run_id,
+        parent_task_run_id,
+        idempotency_key,
+        created_by,
+    } = f;
+    let others_absent = id.is_none()
+        && name.is_none()
+        && tags.is_none()
+        && deployment_id.is_none()
+        && work_queue_name.is_none()
+        && flow_version.is_none()
+        && start_time.is_none()
+        && end_time.is_none()
+        && expected_start_time.is_none()
+        && next_scheduled_start_time.is_none()
+        && parent_flow_run_id.is_none()
+        && parent_task_run_id.is_none()
+        && idempotency_key.is_none()
+        && created_by.is_none();
+    others_absent && state.as_ref().is_none_or(|s| s.name.is_none())
+}
+
+/// The state counts table, named `flow_run` in the count query: the filter's condition,
+/// built for `flow_run` exactly as the row count builds it, then reads its `state_type`
+/// column, which is the only column a state-type filter refers to. One condition
+/// builder for both ways of counting keeps their answers the same (NULL states, `or_`
+/// with nothing in it, `not_any_`).
+pub(crate) const STATE_COUNT_TABLE: &str = "flow_run_state_count";
+
+async fn count_from_state_counts(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
+    use sea_orm::sea_query::{Alias, Query};
+    let select = Query::select()
+        .expr(Expr::cust("CAST(COALESCE(SUM(n), 0) AS BIGINT)"))
+        .from_as(Alias::new(STATE_COUNT_TABLE), flow_run::Entity)
+        .cond_where(query::flow_runs_matching(backend, filters))
+        .to_owned();
+    let row = c.query_one(&select).await?;
+    let total: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    u64::try_from(total).map_err(|_| Error::Corrupt(format!("negative flow run count {total} in {STATE_COUNT_TABLE}")))
+}
+
+/// Folds the delta rows PostgreSQL's triggers append to the state counts into one row
+/// per state type, so counting stays a sum over a handful of rows. Returns how many
+/// rows were folded. SQLite's triggers update in place: nothing to do there.
+///
+/// One statement deletes and re-inserts, so a concurrent count sees the rows before or
+/// after, never half; two instances folding at once each fold only the rows they
+/// deleted (READ COMMITTED skips rows another transaction deleted first).
+pub async fn fold_state_counts(c: &impl ConnectionTrait, backend: Backend) -> Result<u64> {
+    if backend != Backend::Postgres {
+        return Ok(0);
+    }
+    let sql = format!(
+        "WITH folded AS (DELETE FROM {STATE_COUNT_TABLE} RETURNING state_type, n)
+         INSERT INTO {STATE_COUNT_TABLE} (state_type, n) SELECT state_type, SUM(n) FROM folded GROUP BY state_type"
+    );
+    let result = c.execute_unprepared(&sql).await?;
+    Ok(result.rows_affected())
 }
 
 /// The average lateness in seconds of the runs matching the filters, as Prefect computes it:

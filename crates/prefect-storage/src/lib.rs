@@ -40,12 +40,13 @@ pub mod saved_searches;
 mod sqlite_tuning;
 pub mod task_runs;
 mod tcp_nodelay;
+pub mod vacuum;
 pub mod variables;
 pub mod work_pools;
 
 pub use db::{Backend, Database, DatabaseOptions};
 pub use error::{Error, Result};
-pub use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+pub use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 
 use prefect_migration::{Migrator, MigratorTrait};
 

@@ -252,3 +252,69 @@ async fn lateness_averages_how_late_runs_started_or_are() {
     assert!((both - late / 2.0).abs() < 1.0, "an average: {both} vs {late}");
     assert_eq!(lateness(vec![serde_json::json!(uuid::Uuid::new_v4())]).await.1, serde_json::Value::Null);
 }
+
+/// Counts by state type come from counters the database keeps (triggers); they must
+/// agree with counting the rows after every kind of change: create, state change,
+/// delete, bulk delete, and on PostgreSQL before and after the deltas are folded.
+#[tokio::test]
+async fn state_only_counts_agree_with_counting_rows() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(id(&flow_run(&app, &flow_id, json!({"state": {"type": "SCHEDULED"}})).await));
+    }
+    for _ in 0..4 {
+        runs.push(id(&flow_run(&app, &flow_id, json!({})).await));
+    }
+    for run in &runs[3..5] {
+        set_state(&app, "flow_runs", run, "RUNNING", false).await;
+    }
+    set_state(&app, "flow_runs", &runs[5], "COMPLETED", true).await;
+    // Now: 3 SCHEDULED, 2 RUNNING, 1 COMPLETED, 1 PENDING.
+
+    let state_filters = [
+        json!({}),
+        json!({"flow_runs": {}}),
+        json!({"flow_runs": {"state": {}}}),
+        json!({"flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "RUNNING"]}}}}),
+        json!({"flow_runs": {"state": {"type": {"any_": []}}}}),
+        json!({"flow_runs": {"state": {"type": {"not_any_": ["COMPLETED"]}}}}),
+        json!({"flow_runs": {"state": {"operator": "or_", "type": {"any_": ["PENDING"], "not_any_": ["SCHEDULED", "PENDING"]}}}}),
+        json!({"flow_runs": {"operator": "or_", "state": {"type": {"any_": ["COMPLETED", "FAILED"]}}}}),
+    ];
+    let check = |expected: [u64; 8], moment: &'static str| {
+        let app = &app;
+        let state_filters = &state_filters;
+        async move {
+            for (filter, want) in state_filters.iter().zip(expected) {
+                let (status, counted) = app.post("flow_runs/count", filter.clone()).await;
+                assert_eq!(status, 200, "{counted}");
+                // An empty flow filter matches every run, and makes the count visit rows.
+                let mut by_rows = filter.clone();
+                by_rows["flows"] = json!({});
+                let (_, rows) = app.post("flow_runs/count", by_rows).await;
+                assert_eq!((counted.as_u64(), rows.as_u64()), (Some(want), Some(want)), "{moment}: {filter}");
+            }
+        }
+    };
+    check([7, 7, 7, 5, 0, 6, 4, 1], "after creating").await;
+
+    set_state(&app, "flow_runs", &runs[0], "PENDING", true).await;
+    set_state(&app, "flow_runs", &runs[3], "FAILED", true).await;
+    // 2 SCHEDULED, 1 RUNNING, 1 COMPLETED, 1 FAILED, 2 PENDING.
+    check([7, 7, 7, 3, 0, 6, 5, 2], "after state changes").await;
+
+    let (status, _) = app.delete(&format!("flow_runs/{}", runs[5])).await;
+    assert_eq!(status, 204);
+    let (status, deleted) = app.post("flow_runs/bulk_delete", json!({"flow_runs": {"id": {"any_": [runs[1], runs[4]]}}})).await;
+    assert_eq!(status, 200, "{deleted}");
+    // 1 SCHEDULED, 1 FAILED, 2 PENDING.
+    check([4, 4, 4, 1, 0, 4, 3, 1], "after deletes").await;
+
+    let folded = app.core.db().fold_state_counts().await.unwrap();
+    assert_eq!(folded > 0, app.db.backend() == prefect_storage::Backend::Postgres, "only PostgreSQL appends deltas");
+    check([4, 4, 4, 1, 0, 4, 3, 1], "after folding").await;
+    set_state(&app, "flow_runs", &runs[6], "CANCELLED", true).await;
+    check([4, 4, 4, 1, 0, 4, 3, 1], "after a change on folded counts").await;
+}

@@ -18,5 +18,6 @@ mod pause;
 mod saved_searches;
 mod support;
 mod task_runs;
+mod vacuum;
 mod variables;
 mod work_pools;
