@@ -57,17 +57,17 @@ const SQLITE_DOWN: &[&str] = &[
 const POSTGRES_UP: &[&str] = &[
     // Inserts and deletes count per statement, so a bulk insert appends one row per
     // state type rather than one per run.
-    "CREATE FUNCTION flow_run_state_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+    "CREATE OR REPLACE FUNCTION flow_run_state_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         INSERT INTO flow_run_state_count (state_type, n) SELECT state_type, count(*) FROM inserted_runs GROUP BY state_type;
         RETURN NULL;
     END $$",
-    "CREATE FUNCTION flow_run_state_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+    "CREATE OR REPLACE FUNCTION flow_run_state_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         INSERT INTO flow_run_state_count (state_type, n) SELECT state_type, -count(*) FROM deleted_runs GROUP BY state_type;
         RETURN NULL;
     END $$",
-    "CREATE FUNCTION flow_run_state_count_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+    "CREATE OR REPLACE FUNCTION flow_run_state_count_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         INSERT INTO flow_run_state_count (state_type, n) VALUES (OLD.state_type, -1), (NEW.state_type, 1);
         RETURN NULL;

@@ -319,13 +319,14 @@ fn only_state_types(filters: &RunFilters) -> bool {
     others_absent && state.as_ref().is_none_or(|s| s.name.is_none())
 }
 
-/// The state counts table, named `flow_run` in the count query: the filter's condition,
-/// built for `flow_run` exactly as the row count builds it, then reads its `state_type`
-/// column, which is the only column a state-type filter refers to. One condition
-/// builder for both ways of counting keeps their answers the same (NULL states, `or_`
-/// with nothing in it, `not_any_`).
-pub(crate) const STATE_COUNT_TABLE: &str = "flow_run_state_count";
+/// The runs per state type, kept by triggers on `flow_run`.
+const STATE_COUNT_TABLE: &str = "flow_run_state_count";
 
+/// Sums the state counts that match the filter. The counts table is named `flow_run` in
+/// this query, so the filter's condition, built exactly as the row count builds it, reads
+/// the counts' `state_type` column (the only column a state-type filter refers to). One
+/// condition builder for both ways of counting keeps their answers the same (NULL
+/// states, `or_` with nothing in it, `not_any_`).
 async fn count_from_state_counts(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<u64> {
     use sea_orm::sea_query::{Alias, Query};
     let select = Query::select()
@@ -343,7 +344,8 @@ async fn count_from_state_counts(c: &impl ConnectionTrait, backend: Backend, fil
 
 /// Folds the delta rows PostgreSQL's triggers append to the state counts into one row
 /// per state type, so counting stays a sum over a handful of rows. Returns how many
-/// rows were folded. SQLite's triggers update in place: nothing to do there.
+/// rows the fold wrote (one per state type it saw). SQLite's triggers update in place:
+/// nothing to do there.
 ///
 /// One statement deletes and re-inserts, so a concurrent count sees the rows before or
 /// after, never half; two instances folding at once each fold only the rows they

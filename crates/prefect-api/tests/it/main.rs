@@ -13,6 +13,7 @@ mod events;
 mod flow_runs;
 mod flows;
 mod logs;
+mod migrations;
 mod openapi;
 mod pause;
 mod saved_searches;
