@@ -69,7 +69,9 @@ impl DatabaseMaintenance {
                 if sizes.is_empty() || !statistics_are_stale(previous.as_ref(), &sizes, every) {
                     return Ok(());
                 }
+                let started = Instant::now();
                 db.refresh_statistics().await?;
+                tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Refreshed the query planner statistics.");
                 if let Ok(mut a) = analyzed.lock() {
                     *a = Some((sizes, Instant::now()));
                 }

@@ -295,6 +295,42 @@ mod tests {
         }
     }
 
+    fn five_milliseconds(_txn: &DatabaseTransaction) -> JobFuture<'_, ()> {
+        Box::pin(async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            Ok(())
+        })
+    }
+
+    /// A transaction opened outside the writer loops (`begin_write`) gets SQLite's one
+    /// write connection in turn while the loops have a steady stream of jobs, instead of
+    /// waiting out the pool timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_transactions_get_in_while_the_writer_is_busy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("direct.db").display());
+        let db = Database::connect(&DatabaseOptions { url, pool_timeout_seconds: 1.0, ..Default::default() }).await.expect("connect");
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut producers = Vec::new();
+        for _ in 0..8 {
+            let (db, busy) = (db.clone(), Arc::clone(&busy));
+            producers.push(tokio::spawn(async move {
+                while busy.load(Ordering::Relaxed) {
+                    db.write_in(Lane::Bulk, None, five_milliseconds).await.expect("bulk job");
+                }
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for _ in 0..5 {
+            let txn = db.begin_write().await.expect("a direct transaction while the writer is busy");
+            txn.commit().await.expect("commit");
+        }
+        busy.store(false, Ordering::Relaxed);
+        for producer in producers {
+            producer.await.expect("producer");
+        }
+    }
+
     #[tokio::test]
     async fn a_transition_waits_for_at_most_one_bulk_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
