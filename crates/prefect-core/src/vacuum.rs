@@ -3,8 +3,10 @@
 //! transaction in the writers' bulk lane, so a long vacuum shares the writer with
 //! orchestration instead of holding it.
 
+use std::sync::Arc;
+
 use prefect_domain::time::{self, DateTime};
-use prefect_storage::vacuum::{self, FlowRunChildren};
+use prefect_storage::vacuum::{self, FlowRunChildren, Only};
 use uuid::Uuid;
 
 use crate::{Core, Result};
@@ -63,20 +65,9 @@ impl Core {
                 return Ok(total);
             }
             total.flow_runs += ids.len() as u64;
-            let runs = std::sync::Arc::new(ids);
-            let of = std::sync::Arc::clone(&runs);
-            total.logs += self
-                .delete_in_batches(move |txn| {
-                    let runs = std::sync::Arc::clone(&of);
-                    Box::pin(async move { Ok(vacuum::delete_logs_of_flow_runs(txn, &runs, batch_size).await?) })
-                })
-                .await?;
-            total.artifacts += self
-                .delete_in_batches(move |txn| {
-                    let runs = std::sync::Arc::clone(&runs);
-                    Box::pin(async move { Ok(vacuum::delete_artifacts_of_flow_runs(txn, &runs, batch_size).await?) })
-                })
-                .await?;
+            let runs = Arc::new(ids);
+            total.logs += self.delete_children(FlowRunChildren::Logs, Arc::clone(&runs), Only::All, batch_size).await?;
+            total.artifacts += self.delete_children(FlowRunChildren::Artifacts, runs, Only::All, batch_size).await?;
         }
     }
 
@@ -102,19 +93,22 @@ impl Core {
         loop {
             let (next, missing) = vacuum::missing_flow_runs_page(self.db().reader(), children, cursor, batch_size).await?;
             if !missing.is_empty() {
-                let missing = std::sync::Arc::new(missing);
-                total += self
-                    .delete_in_batches(move |txn| {
-                        let missing = std::sync::Arc::clone(&missing);
-                        Box::pin(async move { Ok(vacuum::delete_orphans(txn, children, &missing, batch_size).await?) })
-                    })
-                    .await?;
+                total += self.delete_children(children, Arc::new(missing), Only::Orphans, batch_size).await?;
             }
             match next {
                 Some(last) => cursor = Some(last),
                 None => return Ok(total),
             }
         }
+    }
+
+    /// Deletes the rows of `children` that point at `runs`, a batch per transaction.
+    async fn delete_children(&self, children: FlowRunChildren, runs: Arc<Vec<Uuid>>, only: Only, batch_size: u64) -> Result<u64> {
+        self.delete_in_batches(move |txn| {
+            let runs = Arc::clone(&runs);
+            Box::pin(async move { Ok(vacuum::delete_children(txn, children, &runs, only, batch_size).await?) })
+        })
+        .await
     }
 
     /// Runs a bounded delete until it deletes nothing; returns the total.

@@ -123,10 +123,6 @@ pub(crate) struct WriteConnection {
 }
 
 impl WriteConnection {
-    fn new(conn: DatabaseConnection, backend: Backend) -> WriteConnection {
-        WriteConnection { conn, backend }
-    }
-
     /// `BEGIN IMMEDIATE` on SQLite, plain `BEGIN` on PostgreSQL.
     pub async fn begin(&self) -> Result<DatabaseTransaction> {
         let options = match self.backend {
@@ -157,7 +153,7 @@ impl Database {
                     // An in-memory database exists per connection: reads must share the writer.
                     (write.clone(), None)
                 };
-                let mut db = Database::assemble(read, WriteConnection::new(write, Backend::Sqlite), 1);
+                let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1);
                 db.checkpointer = checkpointer;
                 Ok(db)
             }
@@ -189,7 +185,7 @@ impl Database {
                 // half the pool writes, so several batches are in flight and PostgreSQL
                 // flushes their commits together. Each writer holds one connection while it runs.
                 let writers = (options.pool_size as usize / 2).clamp(1, 8);
-                Ok(Database::assemble(pool.clone(), WriteConnection::new(pool, Backend::Postgres), writers))
+                Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres }, writers))
             }
         }
     }

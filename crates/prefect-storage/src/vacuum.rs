@@ -8,7 +8,7 @@
 
 use prefect_domain::state::StateType;
 use prefect_domain::time::DateTime;
-use sea_orm::sea_query::{Expr, ExprTrait, IntoTableRef, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoTableRef, Query, TableRef};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use uuid::Uuid;
 
@@ -86,29 +86,6 @@ pub async fn delete_old_flow_runs(c: &impl ConnectionTrait, backend: Backend, be
     Ok(ids)
 }
 
-/// Deletes up to `limit` logs of the given flow runs.
-pub async fn delete_logs_of_flow_runs(c: &impl ConnectionTrait, flow_run_ids: &[Uuid], limit: u64) -> Result<u64> {
-    if flow_run_ids.is_empty() {
-        return Ok(0);
-    }
-    let batch = log::Entity::find().select_only().column(log::Column::Id).filter(log::Column::FlowRunId.is_in(flow_run_ids.to_vec())).limit(limit).into_query();
-    Ok(log::Entity::delete_many().filter(log::Column::Id.in_subquery(batch)).exec(c).await?.rows_affected)
-}
-
-/// Deletes up to `limit` artifacts of the given flow runs.
-pub async fn delete_artifacts_of_flow_runs(c: &impl ConnectionTrait, flow_run_ids: &[Uuid], limit: u64) -> Result<u64> {
-    if flow_run_ids.is_empty() {
-        return Ok(0);
-    }
-    let batch = artifact::Entity::find()
-        .select_only()
-        .column(artifact::Column::Id)
-        .filter(artifact::Column::FlowRunId.is_in(flow_run_ids.to_vec()))
-        .limit(limit)
-        .into_query();
-    Ok(artifact::Entity::delete_many().filter(artifact::Column::Id.in_subquery(batch)).exec(c).await?.rows_affected)
-}
-
 /// Tables whose rows point at flow runs without a foreign key, and so can outlive them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowRunChildren {
@@ -116,17 +93,69 @@ pub enum FlowRunChildren {
     Artifacts,
 }
 
+impl FlowRunChildren {
+    fn table(self) -> TableRef {
+        match self {
+            FlowRunChildren::Logs => log::Entity.into_table_ref(),
+            FlowRunChildren::Artifacts => artifact::Entity.into_table_ref(),
+        }
+    }
+
+    fn id(self) -> Expr {
+        match self {
+            FlowRunChildren::Logs => Expr::col((log::Entity, log::Column::Id)),
+            FlowRunChildren::Artifacts => Expr::col((artifact::Entity, artifact::Column::Id)),
+        }
+    }
+
+    fn flow_run_id(self) -> Expr {
+        match self {
+            FlowRunChildren::Logs => Expr::col((log::Entity, log::Column::FlowRunId)),
+            FlowRunChildren::Artifacts => Expr::col((artifact::Entity, artifact::Column::FlowRunId)),
+        }
+    }
+}
+
+/// Whether only rows whose flow run is missing may be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// Every row of the given runs (the runs were just deleted).
+    All,
+    /// Rows of the given runs while those runs still do not exist (one may have been
+    /// created since they were found missing).
+    Orphans,
+}
+
+/// Deletes up to `limit` rows of `children` that point at the given flow runs.
+pub async fn delete_children(c: &impl ConnectionTrait, children: FlowRunChildren, flow_run_ids: &[Uuid], only: Only, limit: u64) -> Result<u64> {
+    if flow_run_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = Query::select();
+    batch.expr(children.id()).from(children.table()).and_where(children.flow_run_id().is_in(flow_run_ids.iter().copied())).limit(limit);
+    if only == Only::Orphans {
+        let mut run = Query::select();
+        run.expr(Expr::val(1)).from(flow_run::Entity).and_where(Expr::col((flow_run::Entity, flow_run::Column::Id)).eq(children.flow_run_id()));
+        batch.and_where(Expr::exists(run).not());
+    }
+    let mut delete = Query::delete();
+    delete.from_table(children.table()).and_where(children.id().in_subquery(batch));
+    Ok(c.execute(&delete).await?.rows_affected())
+}
+
 /// The flow runs referenced by `children`, in id order after `after`, at most `limit`,
 /// that no longer exist. Walking the distinct ids of the `flow_run_id` index a page at a
 /// time reads each part of the index once, where an anti-join per batch would rescan it.
 /// Returns the page's last id (the next cursor; `None` at the end) and the missing runs.
 pub async fn missing_flow_runs_page(c: &impl ConnectionTrait, children: FlowRunChildren, after: Option<Uuid>, limit: u64) -> Result<(Option<Uuid>, Vec<Uuid>)> {
-    let (table, column) = match children {
-        FlowRunChildren::Logs => (log::Entity.into_table_ref(), Expr::col((log::Entity, log::Column::FlowRunId))),
-        FlowRunChildren::Artifacts => (artifact::Entity.into_table_ref(), Expr::col((artifact::Entity, artifact::Column::FlowRunId))),
-    };
+    let column = children.flow_run_id();
     let mut page = Query::select();
-    page.distinct().expr(column.clone()).from(table).and_where(column.clone().is_not_null()).order_by_expr(column.clone(), sea_orm::Order::Asc).limit(limit);
+    page.distinct()
+        .expr(column.clone())
+        .from(children.table())
+        .and_where(column.clone().is_not_null())
+        .order_by_expr(column.clone(), sea_orm::Order::Asc)
+        .limit(limit);
     if let Some(after) = after {
         page.and_where(column.gt(after));
     }
@@ -136,41 +165,6 @@ pub async fn missing_flow_runs_page(c: &impl ConnectionTrait, children: FlowRunC
         flow_run::Entity::find().select_only().column(flow_run::Column::Id).filter(flow_run::Column::Id.is_in(referenced.clone())).into_tuple().all(c).await?;
     let missing = referenced.into_iter().filter(|id| !existing.contains(id)).collect();
     Ok((Some(last), missing))
-}
-
-/// Deletes up to `limit` rows of `children` that point at the given flow runs, if those
-/// runs still do not exist (one may have been created since the page was read).
-pub async fn delete_orphans(c: &impl ConnectionTrait, children: FlowRunChildren, flow_run_ids: &[Uuid], limit: u64) -> Result<u64> {
-    if flow_run_ids.is_empty() {
-        return Ok(0);
-    }
-    let still_missing = |column: Expr| {
-        let mut exists = Query::select();
-        exists.expr(Expr::val(1)).from(flow_run::Entity).and_where(Expr::col((flow_run::Entity, flow_run::Column::Id)).eq(column));
-        Expr::exists(exists).not()
-    };
-    Ok(match children {
-        FlowRunChildren::Logs => {
-            let batch = log::Entity::find()
-                .select_only()
-                .column(log::Column::Id)
-                .filter(log::Column::FlowRunId.is_in(flow_run_ids.to_vec()))
-                .filter(still_missing(Expr::col((log::Entity, log::Column::FlowRunId))))
-                .limit(limit)
-                .into_query();
-            log::Entity::delete_many().filter(log::Column::Id.in_subquery(batch)).exec(c).await?.rows_affected
-        }
-        FlowRunChildren::Artifacts => {
-            let batch = artifact::Entity::find()
-                .select_only()
-                .column(artifact::Column::Id)
-                .filter(artifact::Column::FlowRunId.is_in(flow_run_ids.to_vec()))
-                .filter(still_missing(Expr::col((artifact::Entity, artifact::Column::FlowRunId))))
-                .limit(limit)
-                .into_query();
-            artifact::Entity::delete_many().filter(artifact::Column::Id.in_subquery(batch)).exec(c).await?.rows_affected
-        }
-    })
 }
 
 /// Artifact collections whose latest artifact was deleted behind their back (by the flow
