@@ -147,7 +147,9 @@ impl Core {
                     {
                         return Ok(Err(existing));
                     }
-                    let transition = orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, Some(new)).await?;
+                    let transition =
+                        orchestrate::transition_flow_run(txn, *backend, t, inserted.clone(), initial.clone(), true, None, orchestrate::FlowRunRow::New(new))
+                            .await?;
                     Ok(Ok(transition))
                 })
             })

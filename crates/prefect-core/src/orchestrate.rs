@@ -20,7 +20,7 @@ use prefect_orchestration::{
 use prefect_storage::concurrency::SlotWaits;
 use prefect_storage::flow_runs::{NewFlowRun, RunBookkeeping};
 use prefect_storage::task_runs::NewTaskRun;
-use prefect_storage::{Backend, DatabaseTransaction, artifacts, concurrency, deployments, flow_runs, task_runs};
+use prefect_storage::{Backend, DatabaseTransaction, RowWrites, artifacts, concurrency, deployments, flow_runs, task_runs};
 use uuid::Uuid;
 
 use crate::{ClientInfo, Error, Result};
@@ -34,6 +34,9 @@ pub(crate) struct TxnStore<'a> {
     pub now: DateTime,
     /// A flow run inserted in this transaction: it has no states to collide with.
     pub new_flow_run: Option<Uuid>,
+    /// `(run, timestamp, taken)`: whether a state of the run has that timestamp, read
+    /// with the run (see [`flow_runs::read_for_transition`]).
+    pub probed_timestamp: Option<(Uuid, DateTime, bool)>,
 }
 
 type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -46,6 +49,12 @@ impl OrchestrationStore for TxnStore<'_> {
     async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
         if self.new_flow_run == Some(flow_run_id) {
             return Ok(false);
+        }
+        if let Some((run, probed, taken)) = self.probed_timestamp
+            && run == flow_run_id
+            && probed == timestamp
+        {
+            return Ok(taken);
         }
         flow_runs::state_timestamp_taken(self.txn, flow_run_id, timestamp).await.map_err(boxed)
     }
@@ -240,13 +249,26 @@ pub(crate) async fn set_flow_run_state(
     force: bool,
     policy: Option<FlowPolicy>,
 ) -> Result<Transition<FlowRun>> {
-    let run = flow_runs::read_for_update(txn, backend, flow_run_id, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
-    transition_flow_run(txn, backend, t, run, state, force, policy, None).await
+    let (run, proposed_timestamp_taken) =
+        flow_runs::read_for_transition(txn, backend, flow_run_id, state.timestamp, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
+    transition_flow_run(txn, backend, t, run, state, force, policy, FlowRunRow::Read { proposed_timestamp_taken }).await
+}
+
+/// Where the flow run of a transition stands in the transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FlowRunRow<'a> {
+    /// Read (and locked) in this transaction, with whether one of its states already
+    /// has the proposed state's timestamp.
+    Read { proposed_timestamp_taken: bool },
+    /// About to be inserted by this transition.
+    New(&'a NewFlowRun),
 }
 
 /// Orchestrates `state` for `run`, already read (and locked) in `txn`, or about to be
-/// created: with `new_run`, the run's row is inserted here, once, with what orchestration
-/// decided (its first state, run count, times), instead of inserted and then updated.
+/// created: with [`FlowRunRow::New`], the run's row is inserted here, once, with what
+/// orchestration decided (its first state, run count, times), instead of inserted and
+/// then updated. The rows a transition writes go to the database in one call
+/// ([`RowWrites`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn transition_flow_run(
     txn: &DatabaseTransaction,
@@ -256,38 +278,52 @@ pub(crate) async fn transition_flow_run(
     state: State,
     force: bool,
     policy: Option<FlowPolicy>,
-    new_run: Option<&NewFlowRun>,
+    row: FlowRunRow<'_>,
 ) -> Result<Transition<FlowRun>> {
+    let new_run = match row {
+        FlowRunRow::New(new) => Some(new),
+        FlowRunRow::Read { .. } => None,
+    };
+    let probed_timestamp = match row {
+        FlowRunRow::Read { proposed_timestamp_taken } => Some((run.id, state.timestamp, proposed_timestamp_taken)),
+        FlowRunRow::New(_) => None,
+    };
     let initial = run.state.clone();
     let before = flow_run_data(&run);
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
     let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.map(|n| n.id) };
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.map(|n| n.id), probed_timestamp };
     prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let state_id = validated.map(|v| v.id).or(after.state_id);
+    let mut writes = RowWrites::new(backend);
     if let Some(new) = new_run {
-        flow_runs::insert(txn, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+        flow_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
     }
     if let Some(validated) = validated {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?),
+            Some(data) if has_persisted_result(Some(data)) => {
+                // The artifact row refers to the run: write what is queued first.
+                std::mem::replace(&mut writes, RowWrites::new(backend)).execute(txn).await?;
+                Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?)
+            }
             _ => None,
         };
-        flow_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
+        flow_runs::push_state(&mut writes, after.id, validated, artifact, t.now);
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
-            flow_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now).await?;
+            flow_runs::push_bookkeeping(&mut writes, after.id, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
         }
         apply_flow_run_data(&mut after, &ctx.run, t.now);
     }
+    writes.execute(txn).await?;
     Ok(Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,
@@ -362,31 +398,37 @@ pub(crate) async fn transition_task_run(
     };
     let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
     configure(&mut ctx, t);
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: None };
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: None, probed_timestamp: None };
     prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
 
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let state_id = validated.map(|v| v.id).or(after.state_id);
+    let mut writes = RowWrites::new(backend);
     if let Some(new) = new_run {
-        task_runs::insert(txn, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+        task_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
     }
     if let Some(validated) = validated {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?),
+            Some(data) if has_persisted_result(Some(data)) => {
+                // The artifact row refers to the run: write what is queued first.
+                std::mem::replace(&mut writes, RowWrites::new(backend)).execute(txn).await?;
+                Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?)
+            }
             _ => None,
         };
-        task_runs::insert_state(txn, after.id, validated, artifact, t.now).await?;
+        task_runs::push_state(&mut writes, after.id, validated, artifact, t.now);
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
-            task_runs::write_bookkeeping(txn, after.id, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now).await?;
+            task_runs::push_bookkeeping(&mut writes, after.id, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
         }
         apply_task_run_data(&mut after, &ctx.run, t.now);
     }
+    writes.execute(txn).await?;
     Ok(Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,

@@ -39,6 +39,15 @@ impl Backend {
     }
 }
 
+impl From<Backend> for DatabaseBackend {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => DatabaseBackend::Sqlite,
+            Backend::Postgres => DatabaseBackend::Postgres,
+        }
+    }
+}
+
 /// How to connect, as configured by the server (Prefect's database settings).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -242,10 +251,7 @@ impl Database {
 
     /// SeaORM's name for the backend (for building statements).
     pub fn database_backend(&self) -> DatabaseBackend {
-        match self.write.backend {
-            Backend::Sqlite => DatabaseBackend::Sqlite,
-            Backend::Postgres => DatabaseBackend::Postgres,
-        }
+        self.write.backend.into()
     }
 
     /// The connection pool for reads.

@@ -8,7 +8,7 @@ use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::sorts::FlowRunSort;
 use prefect_domain::state::{State, StateType};
 use prefect_domain::time::DateTime;
-use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
@@ -20,6 +20,7 @@ use crate::convert::{self, to_json};
 use crate::db::Backend;
 use crate::entity::{TypedJson, flow_run, flow_run_state, work_pool, work_queue};
 use crate::query;
+use crate::writes::RowWrites;
 use crate::{Error, Result};
 
 /// Everything needed to insert a flow run row.
@@ -83,6 +84,13 @@ fn bookkeeping_columns(b: &RunBookkeeping) -> flow_run::ActiveModel {
 /// Inserts a flow run with the bookkeeping and empirical policy its first transition
 /// decided, so a creation writes the row once instead of inserting and then updating it.
 pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
+    let mut writes = RowWrites::on(c);
+    push_insert(&mut writes, run, b, empirical_policy, now);
+    writes.execute(c).await
+}
+
+/// [`insert`], as one of several writes sent together.
+pub fn push_insert(writes: &mut RowWrites, run: &NewFlowRun, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) {
     let model = flow_run::ActiveModel {
         id: Set(run.id),
         created: Set(now),
@@ -108,8 +116,7 @@ pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeepi
         name: Set(run.name.clone()),
         ..bookkeeping_columns(b)
     };
-    flow_run::Entity::insert(model).exec_without_returning(c).await?;
-    Ok(())
+    writes.insert(&flow_run::Entity::insert(model));
 }
 
 /// The run [`insert`] writes, as [`read`] would return it (no state yet), so a
@@ -220,6 +227,39 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
+}
+
+/// Reads a run for a transition, as [`read_for_update`] does, and in the same statement
+/// whether one of its states already has `proposed_timestamp` (state timestamps are unique
+/// per run, and orchestration asks exactly this before accepting a state; asking here
+/// saves a round trip on the writer).
+pub async fn read_for_transition(
+    c: &impl ConnectionTrait,
+    backend: Backend,
+    id: Uuid,
+    proposed_timestamp: DateTime,
+    now: DateTime,
+) -> Result<Option<(FlowRun, bool)>> {
+    const TAKEN: &str = "proposed_timestamp_taken";
+    let other = sea_orm::sea_query::Alias::new("other_state");
+    let taken = sea_orm::sea_query::Query::select()
+        .expr(Expr::val(1))
+        .from_as(flow_run_state::Entity, other.clone())
+        .and_where(Expr::col((other.clone(), flow_run_state::Column::FlowRunId)).eq(id))
+        .and_where(Expr::col((other, flow_run_state::Column::Timestamp)).eq(proposed_timestamp))
+        .to_owned();
+    let mut select = with_state().filter(flow_run::Column::Id.eq(id)).expr_as(Expr::exists(taken), TAKEN);
+    if backend == Backend::Postgres {
+        sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
+    }
+    let Some(row) = c.query_one_raw(sea_orm::QueryTrait::build(&select, backend.into())).await? else {
+        return Ok(None);
+    };
+    let run = <flow_run::Model as sea_orm::FromQueryResult>::from_query_result(&row, sea_orm::IdenStatic::as_str(&sea_orm::SelectA))?;
+    let state = <flow_run_state::Model as sea_orm::FromQueryResult>::from_query_result_optional(&row, sea_orm::IdenStatic::as_str(&sea_orm::SelectB))?;
+    let taken: bool = row.try_get("", TAKEN)?;
+    let run = hydrate(c, vec![(run, state)], now).await?.pop();
+    Ok(run.map(|run| (run, taken)))
 }
 
 pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {
@@ -437,12 +477,15 @@ pub async fn set_labels(c: &impl ConnectionTrait, id: Uuid, labels: &KeyValueLab
 
 /// Sets the infrastructure pid, empirical policy and other orchestration-owned columns.
 pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
+    let mut writes = RowWrites::on(c);
+    push_bookkeeping(&mut writes, id, b, empirical_policy, now);
+    writes.execute(c).await
+}
+
+/// [`write_bookkeeping`], as one of several writes sent together.
+pub fn push_bookkeeping(writes: &mut RowWrites, id: Uuid, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) {
     let model = flow_run::ActiveModel { updated: Set(now), empirical_policy: Set(TypedJson(empirical_policy.clone())), ..bookkeeping_columns(b) };
-    let result = flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)).exec(c).await?;
-    if result.rows_affected == 0 {
-        return Err(Error::NotFound { entity: "Flow run" });
-    }
-    Ok(())
+    writes.update_one(&flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)), "Flow run");
 }
 
 pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
@@ -458,6 +501,13 @@ pub async fn delete_many(c: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64> 
 
 /// Inserts a state row for a flow run.
 pub async fn insert_state(c: &impl ConnectionTrait, flow_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> Result<()> {
+    let mut writes = RowWrites::on(c);
+    push_state(&mut writes, flow_run_id, state, result_artifact_id, now);
+    writes.execute(c).await
+}
+
+/// [`insert_state`], as one of several writes sent together.
+pub fn push_state(writes: &mut RowWrites, flow_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) {
     let model = flow_run_state::ActiveModel {
         id: Set(state.id),
         created: Set(now),
@@ -471,8 +521,7 @@ pub async fn insert_state(c: &impl ConnectionTrait, flow_run_id: Uuid, state: &S
         data: Set(state.data.clone()),
         result_artifact_id: Set(result_artifact_id),
     };
-    flow_run_state::Entity::insert(model).exec_without_returning(c).await?;
-    Ok(())
+    writes.insert(&flow_run_state::Entity::insert(model));
 }
 
 pub async fn read_state(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<State>> {
@@ -661,4 +710,72 @@ pub async fn next_scheduled_of_flows(c: &impl ConnectionTrait, backend: Backend,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use prefect_domain::flow::FlowCreate;
+    use prefect_domain::time;
+
+    use super::*;
+    use crate::{Database, DatabaseOptions, flows};
+
+    fn new_run(id: Uuid, flow_id: Uuid) -> NewFlowRun {
+        NewFlowRun {
+            id,
+            name: "a-run".into(),
+            flow_id,
+            flow_version: None,
+            deployment_id: None,
+            deployment_version: None,
+            work_queue_id: None,
+            work_queue_name: None,
+            parameters: Map::new(),
+            idempotency_key: None,
+            context: Map::new(),
+            empirical_policy: FlowRunPolicy::default(),
+            tags: Vec::new(),
+            labels: Map::new(),
+            parent_task_run_id: None,
+            infrastructure_document_id: None,
+            job_variables: None,
+            created_by: None,
+            auto_scheduled: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transition_reads_whether_the_proposed_timestamp_is_taken_and_writes_in_one_call() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("transitions.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        crate::migrate(&db).await.expect("migrate");
+        let now = time::now();
+        let txn = db.begin_write().await.unwrap();
+        let (flow, _) = flows::create_or_read(&txn, &FlowCreate { name: "f".into(), tags: vec![], labels: None }, now).await.unwrap();
+
+        // The run and its first state, in one call.
+        let run_id = Uuid::now_v7();
+        let state = State::new(StateType::Pending, now);
+        let bookkeeping = RunBookkeeping { state_id: Some(state.id), state_type: Some(StateType::Pending), state_timestamp: Some(now), ..Default::default() };
+        let mut writes = RowWrites::on(&txn);
+        push_insert(&mut writes, &new_run(run_id, flow.id), &bookkeeping, &FlowRunPolicy::default(), now);
+        push_state(&mut writes, run_id, &state, None, now);
+        writes.execute(&txn).await.unwrap();
+
+        let (run, taken) = read_for_transition(&txn, Backend::Sqlite, run_id, state.timestamp, now).await.unwrap().expect("the run");
+        assert!(taken, "the Pending state has that timestamp");
+        assert_eq!(run.state.map(|s| s.id), Some(state.id));
+        assert_eq!(run.state_type, Some(StateType::Pending));
+        let (_, taken) = read_for_transition(&txn, Backend::Sqlite, run_id, state.timestamp + TimeDelta::microseconds(1), now).await.unwrap().expect("the run");
+        assert!(!taken);
+        assert!(read_for_transition(&txn, Backend::Sqlite, Uuid::now_v7(), now, now).await.unwrap().is_none());
+
+        // A state and the bookkeeping of a run that is gone: the update finds no row.
+        let mut writes = RowWrites::on(&txn);
+        push_state(&mut writes, run_id, &State::new(StateType::Running, now + TimeDelta::seconds(1)), None, now);
+        push_bookkeeping(&mut writes, Uuid::now_v7(), &bookkeeping, &FlowRunPolicy::default(), now);
+        assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
+    }
 }

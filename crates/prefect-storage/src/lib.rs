@@ -43,10 +43,12 @@ mod tcp_nodelay;
 pub mod vacuum;
 pub mod variables;
 pub mod work_pools;
+pub mod writes;
 
 pub use db::{Backend, Database, DatabaseOptions};
 pub use error::{Error, Result};
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
+pub use writes::RowWrites;
 
 use prefect_migration::{Migrator, MigratorTrait};
 

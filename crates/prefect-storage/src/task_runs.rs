@@ -13,12 +13,13 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::Result;
 use crate::convert;
 use crate::db::Backend;
 use crate::entity::{TypedJson, flow_run, task_run, task_run_state, task_run_state_cache};
 use crate::flow_runs::RunBookkeeping;
 use crate::query;
-use crate::{Error, Result};
+use crate::writes::RowWrites;
 
 /// Everything needed to insert a task run row (before any state).
 #[derive(Debug, Clone)]
@@ -113,8 +114,14 @@ pub fn inserted(run: &NewTaskRun, now: DateTime) -> TaskRun {
 /// Inserts a task run with the bookkeeping its first transition decided (or the default: no state yet),
 /// so a creation writes the row once instead of inserting and then updating it.
 pub async fn insert(c: &impl ConnectionTrait, run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> Result<()> {
-    task_run::Entity::insert(active_model(run, b, flow_run_run_count, now)).exec_without_returning(c).await?;
-    Ok(())
+    let mut writes = RowWrites::on(c);
+    push_insert(&mut writes, run, b, flow_run_run_count, now);
+    writes.execute(c).await
+}
+
+/// [`insert`], as one of several writes sent together.
+pub fn push_insert(writes: &mut RowWrites, run: &NewTaskRun, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) {
+    writes.insert(&task_run::Entity::insert(active_model(run, b, flow_run_run_count, now)));
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
@@ -222,12 +229,15 @@ pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
 
 /// Writes orchestration-owned columns back after a transition.
 pub async fn write_bookkeeping(c: &impl ConnectionTrait, id: Uuid, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) -> Result<()> {
+    let mut writes = RowWrites::on(c);
+    push_bookkeeping(&mut writes, id, b, flow_run_run_count, now);
+    writes.execute(c).await
+}
+
+/// [`write_bookkeeping`], as one of several writes sent together.
+pub fn push_bookkeeping(writes: &mut RowWrites, id: Uuid, b: &RunBookkeeping, flow_run_run_count: i64, now: DateTime) {
     let model = task_run::ActiveModel { updated: Set(now), ..bookkeeping_columns(b, flow_run_run_count) };
-    let result = task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)).exec(c).await?;
-    if result.rows_affected == 0 {
-        return Err(Error::NotFound { entity: "Task run" });
-    }
-    Ok(())
+    writes.update_one(&task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)), "Task run");
 }
 
 fn state_model(task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> task_run_state::ActiveModel {
@@ -247,8 +257,14 @@ fn state_model(task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid
 }
 
 pub async fn insert_state(c: &impl ConnectionTrait, task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) -> Result<()> {
-    task_run_state::Entity::insert(state_model(task_run_id, state, result_artifact_id, now)).exec_without_returning(c).await?;
-    Ok(())
+    let mut writes = RowWrites::on(c);
+    push_state(&mut writes, task_run_id, state, result_artifact_id, now);
+    writes.execute(c).await
+}
+
+/// [`insert_state`], as one of several writes sent together.
+pub fn push_state(writes: &mut RowWrites, task_run_id: Uuid, state: &State, result_artifact_id: Option<Uuid>, now: DateTime) {
+    writes.insert(&task_run_state::Entity::insert(state_model(task_run_id, state, result_artifact_id, now)));
 }
 
 pub async fn read_state(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<State>> {
