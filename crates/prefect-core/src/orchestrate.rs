@@ -280,13 +280,9 @@ pub(crate) async fn transition_flow_run(
     policy: Option<FlowPolicy>,
     row: FlowRunRow<'_>,
 ) -> Result<Transition<FlowRun>> {
-    let new_run = match row {
-        FlowRunRow::New(new) => Some(new),
-        FlowRunRow::Read { .. } => None,
-    };
-    let probed_timestamp = match row {
-        FlowRunRow::Read { proposed_timestamp_taken } => Some((run.id, state.timestamp, proposed_timestamp_taken)),
-        FlowRunRow::New(_) => None,
+    let (new_run, probed_timestamp) = match row {
+        FlowRunRow::New(new) => (Some(new), None),
+        FlowRunRow::Read { proposed_timestamp_taken } => (None, Some((run.id, state.timestamp, proposed_timestamp_taken))),
     };
     let initial = run.state.clone();
     let before = flow_run_data(&run);
@@ -300,7 +296,7 @@ pub(crate) async fn transition_flow_run(
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let state_id = validated.map(|v| v.id).or(after.state_id);
-    let mut writes = RowWrites::new(backend);
+    let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
         flow_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
     }
@@ -308,7 +304,7 @@ pub(crate) async fn transition_flow_run(
         let artifact = match &validated.data {
             Some(data) if has_persisted_result(Some(data)) => {
                 // The artifact row refers to the run: write what is queued first.
-                std::mem::replace(&mut writes, RowWrites::new(backend)).execute(txn).await?;
+                std::mem::replace(&mut writes, RowWrites::on(txn)).execute(txn).await?;
                 Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?)
             }
             _ => None,
@@ -405,7 +401,7 @@ pub(crate) async fn transition_task_run(
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let state_id = validated.map(|v| v.id).or(after.state_id);
-    let mut writes = RowWrites::new(backend);
+    let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
         task_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
     }
@@ -413,7 +409,7 @@ pub(crate) async fn transition_task_run(
         let artifact = match &validated.data {
             Some(data) if has_persisted_result(Some(data)) => {
                 // The artifact row refers to the run: write what is queued first.
-                std::mem::replace(&mut writes, RowWrites::new(backend)).execute(txn).await?;
+                std::mem::replace(&mut writes, RowWrites::on(txn)).execute(txn).await?;
                 Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?)
             }
             _ => None,

@@ -11,7 +11,6 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, Value};
 
-use crate::db::Backend;
 use crate::{Error, Result};
 
 /// Statements that each write exactly one row, executed in order by [`RowWrites::execute`].
@@ -23,20 +22,19 @@ pub struct RowWrites {
     missing: Option<&'static str>,
     /// How many statements are updates (the rest are inserts).
     updates: usize,
+    /// The last statement pushed is an update.
+    last_is_update: bool,
 }
 
 impl RowWrites {
-    pub fn new(backend: Backend) -> Self {
-        Self { backend: backend.into(), statements: Vec::new(), missing: None, updates: 0 }
-    }
-
     /// For writes on `c`.
     pub fn on(c: &impl ConnectionTrait) -> Self {
-        Self { backend: c.get_database_backend(), statements: Vec::new(), missing: None, updates: 0 }
+        Self { backend: c.get_database_backend(), statements: Vec::new(), missing: None, updates: 0, last_is_update: false }
     }
 
     /// An insert: it writes its row or fails.
     pub(crate) fn insert(&mut self, query: &impl QueryTrait) {
+        self.last_is_update = false;
         self.statements.push(query.build(self.backend));
     }
 
@@ -45,11 +43,8 @@ impl RowWrites {
     pub(crate) fn update_one(&mut self, query: &impl QueryTrait, entity: &'static str) {
         self.missing.get_or_insert(entity);
         self.updates += 1;
+        self.last_is_update = true;
         self.statements.push(query.build(self.backend));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.statements.is_empty()
     }
 
     /// Runs the statements in order on `c` (inside the caller's transaction).
@@ -61,7 +56,7 @@ impl RowWrites {
             DbBackend::Sqlite if n > 1 => c.execute_raw(joined(self.statements)).await?.rows_affected(),
             // PostgreSQL reports the rows of the main statement only: the inserts go in
             // `WITH` (an insert writes its row or fails) and the one update, if any, last.
-            DbBackend::Postgres if n > 1 && (self.updates == 0 || (self.updates == 1 && self.last_is_update())) => {
+            DbBackend::Postgres if n > 1 && (self.updates == 0 || (self.updates == 1 && self.last_is_update)) => {
                 expected = 1;
                 c.execute_raw(with_clauses(self.statements)).await?.rows_affected()
             }
@@ -79,10 +74,6 @@ impl RowWrites {
             Some(entity) if written < expected => Err(Error::NotFound { entity }),
             _ => Ok(()),
         }
-    }
-
-    fn last_is_update(&self) -> bool {
-        self.statements.last().is_some_and(|s| s.sql.starts_with("UPDATE"))
     }
 }
 
