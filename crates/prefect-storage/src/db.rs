@@ -19,10 +19,14 @@ use serde::Deserialize;
 
 use crate::{Error, Result};
 
-/// Which database engine a URL points at.
+/// PostgreSQL connections opened at start beside the first (the writers and the services
+/// take this many right after the migration).
+const STARTUP_CONNECTIONS: u32 = 3;
+
 /// Tables whose size decides between index plans (see [`Database::table_sizes`]).
 const STATISTICS_TABLES: [&str; 7] = ["flow_run", "task_run", "flow_run_state", "task_run_state", "log", "events", "event_resources"];
 
+/// Which database engine a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -190,6 +194,7 @@ impl Database {
                     if statement_timeout > 0.0 { o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))]) } else { o }
                 });
                 let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
+                Self::open_connections_ahead(&pool, options.pool_size.saturating_sub(1).min(STARTUP_CONNECTIONS));
                 // Commits wait for the WAL to reach disk, and the server sits idle meanwhile:
                 // half the pool writes, so several batches are in flight and PostgreSQL
                 // flushes their commits together. Each writer holds one connection while it runs.
@@ -197,6 +202,25 @@ impl Database {
                 Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres }, writers))
             }
         }
+    }
+
+    /// Opens `count` more pool connections in the background, all at once.
+    ///
+    /// A new PostgreSQL connection takes about 100 ms on loopback: its TLS handshake and
+    /// startup messages go out in several small writes, and without TCP_NODELAY (which
+    /// sqlx only lets us set once a connection is up, see `tcp_nodelay`) each waits for the
+    /// server's delayed ACK. Opened one by one when first needed, the second connection
+    /// alone added that much to the time from start to healthy; opened now, they connect
+    /// while the migration runs on the first. `pool` must be a PostgreSQL pool.
+    fn open_connections_ahead(pool: &DatabaseConnection, count: u32) {
+        let pool = pool.get_postgres_connection_pool().clone();
+        tokio::spawn(async move {
+            // Each acquire beyond the idle connections opens a new one; all are then returned idle.
+            let opened = futures_util::future::join_all((0..count).map(|_| pool.acquire())).await;
+            if let Some(Err(error)) = opened.into_iter().find(|c| c.is_err()) {
+                tracing::debug!(%error, "opening pool connections ahead of use failed; they open on demand");
+            }
+        });
     }
 
     async fn sqlite_pool(url: &str, options: &DatabaseOptions, size: u32, read_only: bool) -> Result<DatabaseConnection> {
