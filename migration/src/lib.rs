@@ -11,6 +11,7 @@ mod builders;
 mod m20261126_000001_initial;
 mod m20261126_000002_flow_run_state_counts;
 mod m20261126_000003_drop_event_resources_event_id_index;
+mod m20261127_000004_run_sort_indexes_with_id;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261126_000002_flow_run_state_counts::Migration),
             Box::new(m20261126_000003_drop_event_resources_event_id_index::Migration),
+            Box::new(m20261127_000004_run_sort_indexes_with_id::Migration),
         ]
     }
 }

@@ -299,12 +299,22 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<FlowRun>> {
+    let rows = page_query(backend, filters, sort, limit, offset).all(c).await?;
+    hydrate(c, rows, now).await
+}
+
+fn page_query(
+    backend: Backend,
+    filters: &RunFilters,
+    sort: FlowRunSort,
+    limit: u64,
+    offset: u64,
+) -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> {
     let mut select = with_state().filter(query::flow_runs_page_matching(backend, filters));
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
-    let rows = select.limit(limit).offset(offset).all(c).await?;
-    hydrate(c, rows, now).await
+    select.limit(limit).offset(offset)
 }
 
 /// How many runs match the filters. A filter on nothing but state types is answered
@@ -719,6 +729,8 @@ mod tests {
     use prefect_domain::time;
 
     use super::*;
+    use sea_orm::QueryTrait;
+
     use crate::{Database, DatabaseOptions, flows};
 
     fn new_run(id: Uuid, flow_id: Uuid) -> NewFlowRun {
@@ -777,5 +789,38 @@ mod tests {
         push_state(&mut writes, run_id, &State::new(StateType::Running, now + TimeDelta::seconds(1)), None, now);
         push_bookkeeping(&mut writes, Uuid::now_v7(), &bookkeeping, &FlowRunPolicy::default(), now);
         assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
+    }
+
+    /// The UI's runs page (most state types, newest first) and its ascending twin must
+    /// walk one index and stop after a page: no temporary B-tree for the `id`
+    /// tie-break (migration `m20261127_000004`), and the state types compared in place.
+    #[tokio::test]
+    async fn sorted_run_pages_walk_an_index_without_sorting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("plans.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        crate::migrate(&db).await.expect("migrate");
+        let broad: RunFilters = serde_json::from_value(serde_json::json!({"flow_runs": {"state": {"type": {"any_": [
+            "COMPLETED", "FAILED", "CRASHED", "RUNNING", "SCHEDULED", "PENDING", "CANCELLED"
+        ]}}}}))
+        .unwrap();
+        let one_state: RunFilters = serde_json::from_value(serde_json::json!({"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})).unwrap();
+        for (filters, sort, index) in [
+            (&broad, FlowRunSort::ExpectedStartTimeDesc, "ix_flow_run__expected_start_time__id"),
+            (&broad, FlowRunSort::ExpectedStartTimeAsc, "ix_flow_run__expected_start_time__id"),
+            (&RunFilters::default(), FlowRunSort::ExpectedStartTimeDesc, "ix_flow_run__expected_start_time__id"),
+            (&one_state, FlowRunSort::ExpectedStartTimeDesc, "ix_flow_run__state_type__expected_start_time__id"),
+        ] {
+            let statement = page_query(Backend::Sqlite, filters, sort, 50, 0).build(sea_orm::DatabaseBackend::Sqlite);
+            assert!(!statement.sql.contains(" IN ("), "state types compared in place: {}", statement.sql);
+            let explain = sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {}", statement.sql),
+                statement.values.clone().map(|v| v.0).unwrap_or_default(),
+            );
+            let plan: Vec<String> = db.reader().query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+            assert!(plan.iter().any(|step| step.contains(&format!("USING INDEX {index}"))), "{sort:?} walks {index}: {plan:?}");
+            assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{sort:?} sorts nothing: {plan:?}");
+        }
     }
 }
