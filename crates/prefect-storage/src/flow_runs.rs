@@ -757,12 +757,18 @@ mod tests {
         }
     }
 
+    /// A migrated SQLite database in `dir`.
+    async fn migrated_sqlite(dir: &tempfile::TempDir) -> Database {
+        let url = format!("sqlite://{}", dir.path().join("prefect.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        crate::migrate(&db).await.expect("migrate");
+        db
+    }
+
     #[tokio::test]
     async fn a_transition_reads_whether_the_proposed_timestamp_is_taken_and_writes_in_one_call() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("transitions.db").display());
-        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
-        crate::migrate(&db).await.expect("migrate");
+        let db = migrated_sqlite(&dir).await;
         let now = time::now();
         let txn = db.begin_write().await.unwrap();
         let (flow, _) = flows::create_or_read(&txn, &FlowCreate { name: "f".into(), tags: vec![], labels: None }, now).await.unwrap();
@@ -797,9 +803,7 @@ mod tests {
     #[tokio::test]
     async fn sorted_run_pages_walk_an_index_without_sorting() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("plans.db").display());
-        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
-        crate::migrate(&db).await.expect("migrate");
+        let db = migrated_sqlite(&dir).await;
         let broad: RunFilters = serde_json::from_value(serde_json::json!({"flow_runs": {"state": {"type": {"any_": [
             "COMPLETED", "FAILED", "CRASHED", "RUNNING", "SCHEDULED", "PENDING", "CANCELLED"
         ]}}}}))
