@@ -66,11 +66,16 @@ pub fn fk(table: &'static str, column: &'static str, target: &'static str, on_de
     ForeignKey::create().name(format!("fk_{table}__{column}__{target}")).from(table, column).to(target, "id").on_delete(on_delete).to_owned()
 }
 
-/// A (possibly unique) index named `ix_<table>__<cols>` or `uq_…`.
-pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+/// The name [`index`] gives: `ix_<table>__<cols>`, or `uq_…` when unique.
+pub fn index_name(table: &str, columns: &[&str], unique: bool) -> String {
     let prefix = if unique { "uq" } else { "ix" };
+    format!("{prefix}_{table}__{}", columns.join("__"))
+}
+
+/// A (possibly unique) index named by [`index_name`].
+pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut stmt = Index::create();
-    stmt.name(format!("{prefix}_{table}__{}", columns.join("__"))).table(table).if_not_exists();
+    stmt.name(index_name(table, columns, unique)).table(table).if_not_exists();
     for column in columns {
         stmt.col(*column);
     }

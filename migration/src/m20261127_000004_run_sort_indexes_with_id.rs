@@ -13,7 +13,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::index;
+use crate::builders::{index, index_name};
 
 pub struct Migration;
 
@@ -30,12 +30,8 @@ const REPLACED: &[(&str, &[&str], &[&str])] = &[
     ("task_run", &["expected_start_time"], &["expected_start_time", "id"]),
 ];
 
-fn index_name(table: &str, columns: &[&str]) -> String {
-    format!("ix_{table}__{}", columns.join("__"))
-}
-
 async fn swap(manager: &SchemaManager<'_>, table: &'static str, drop: &[&str], create: &'static [&'static str]) -> Result<(), DbErr> {
-    manager.drop_index(Index::drop().name(index_name(table, drop)).table(table).if_exists().to_owned()).await?;
+    manager.drop_index(Index::drop().name(index_name(table, drop, false)).table(table).if_exists().to_owned()).await?;
     manager.create_index(index(table, create, false)).await
 }
 
@@ -68,7 +64,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_initial_migrations_convention() {
-        assert_eq!(index_name("flow_run", &["expected_start_time"]), "ix_flow_run__expected_start_time");
+        assert_eq!(index_name("flow_run", &["expected_start_time"], false), "ix_flow_run__expected_start_time");
         let created = index("flow_run", &["expected_start_time", "id"], false).to_string(SqliteQueryBuilder);
         assert!(created.contains(r#""ix_flow_run__expected_start_time__id" ON "flow_run" ("expected_start_time", "id")"#), "{created}");
     }

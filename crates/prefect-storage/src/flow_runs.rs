@@ -190,6 +190,7 @@ fn with_state() -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> 
 }
 
 /// All rows of a [`with_state`] select, decoded by column position (see [`PositionalRun`]).
+/// Every multi-row read of runs with their states goes through here.
 async fn all_with_state(
     c: &impl ConnectionTrait,
     select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>,
@@ -716,14 +717,12 @@ pub async fn history_rows(c: &impl ConnectionTrait, backend: Backend, filters: &
 
 /// Paused runs with an id greater than `after`, in id order (for paging through all of them).
 pub async fn paused_after(c: &impl ConnectionTrait, after: Uuid, limit: u64, now: DateTime) -> Result<Vec<FlowRun>> {
-    let rows = with_state()
+    let select = with_state()
         .filter(flow_run::Column::StateType.eq("PAUSED"))
         .filter(flow_run::Column::Id.gt(after))
         .order_by(flow_run::Column::Id, sea_orm::Order::Asc)
-        .limit(limit)
-        .all(c)
-        .await?;
-    hydrate(c, rows, now).await
+        .limit(limit);
+    hydrate(c, all_with_state(c, select).await?, now).await
 }
 
 /// The runs with these ids, in the order given (missing ids are skipped).
