@@ -175,7 +175,7 @@ impl Core {
 
     pub async fn filter_flow_runs(&self, filters: &RunFilters, sort: FlowRunSort, limit: Option<u64>, offset: u64) -> Result<Vec<FlowRun>> {
         let limit = self.settings().limit(limit)?;
-        Ok(flow_runs::filter(self.db().reader(), self.db().backend(), filters, sort, limit, offset, time::now()).await?)
+        Ok(flow_runs::filter(&self.db().reads(), self.db().backend(), filters, sort, limit, offset, time::now()).await?)
     }
 
     pub async fn count_flow_runs(&self, filters: &RunFilters) -> Result<u64> {
@@ -186,8 +186,9 @@ impl Core {
         let limit = self.settings().limit(limit)?;
         let offset = Paginated::<FlowRun>::offset(page, limit);
         let reader = self.db().reader();
+        let reads = self.db().reads();
         let (results, count) = tokio::try_join!(
-            flow_runs::filter(reader, self.db().backend(), filters, sort, limit, offset, time::now()),
+            flow_runs::filter(&reads, self.db().backend(), filters, sort, limit, offset, time::now()),
             flow_runs::count(reader, self.db().backend(), filters)
         )?;
         Ok(Paginated::new(results, count, limit, page))

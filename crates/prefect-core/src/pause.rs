@@ -91,7 +91,7 @@ impl Core {
     /// out, and the cursor of the next page (`None` when this was the last).
     pub async fn expired_pauses(&self, after: Uuid, limit: u64) -> Result<(Vec<Uuid>, Option<Uuid>)> {
         let now = time::now();
-        let page = flow_runs::paused_after(self.db().reader(), after, limit, now).await?;
+        let page = flow_runs::paused_after(&self.db().reads(), after, limit, now).await?;
         let next = if page.len() as u64 >= limit { page.last().map(|r| r.id) } else { None };
         let expired =
             page.into_iter().filter(|r| r.state.as_ref().and_then(|s| s.state_details.pause_timeout).is_some_and(|t| t < now)).map(|r| r.id).collect();

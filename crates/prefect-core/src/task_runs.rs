@@ -112,7 +112,7 @@ impl Core {
 
     pub async fn filter_task_runs(&self, filters: &RunFilters, sort: TaskRunSort, limit: Option<u64>, offset: u64) -> Result<Vec<TaskRun>> {
         let limit = self.settings().limit(limit)?;
-        Ok(task_runs::filter(self.db().reader(), self.db().backend(), filters, sort, limit, offset, time::now()).await?)
+        Ok(task_runs::filter(&self.db().reads(), self.db().backend(), filters, sort, limit, offset, time::now()).await?)
     }
 
     pub async fn count_task_runs(&self, filters: &RunFilters) -> Result<u64> {
@@ -123,8 +123,9 @@ impl Core {
         let limit = self.settings().limit(limit)?;
         let offset = Paginated::<TaskRun>::offset(page, limit);
         let reader = self.db().reader();
+        let reads = self.db().reads();
         let (results, count) = tokio::try_join!(
-            task_runs::filter(reader, self.db().backend(), filters, sort, limit, offset, time::now()),
+            task_runs::filter(&reads, self.db().backend(), filters, sort, limit, offset, time::now()),
             task_runs::count(reader, self.db().backend(), filters)
         )?;
         Ok(Paginated::new(results, count, limit, page))

@@ -563,10 +563,10 @@ impl Core {
     }
 
     async fn scheduled_runs_of_pool(&self, pool_id: Uuid, query: &ScheduledRunsQuery) -> Result<Vec<WorkerFlowRun>> {
-        let reader = self.db().reader();
-        let picks = work_pools::scheduled_runs(reader, self.db().backend(), pool_id, query).await?;
+        let reads = self.db().reads();
+        let picks = work_pools::scheduled_runs(&reads, self.db().backend(), pool_id, query).await?;
         let ids: Vec<Uuid> = picks.iter().map(|(_, _, run)| *run).collect();
-        let mut runs: std::collections::HashMap<Uuid, _> = flow_runs::read_many(reader, &ids, time::now()).await?.into_iter().map(|r| (r.id, r)).collect();
+        let mut runs: std::collections::HashMap<Uuid, _> = flow_runs::read_many(&reads, &ids, time::now()).await?.into_iter().map(|r| (r.id, r)).collect();
         Ok(picks
             .into_iter()
             .filter_map(|(work_pool_id, work_queue_id, run)| runs.remove(&run).map(|flow_run| WorkerFlowRun { work_pool_id, work_queue_id, flow_run }))

@@ -17,6 +17,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 
+use crate::direct_reads::DirectReads;
 use crate::{Error, Result};
 
 /// PostgreSQL connections opened at start beside the first (the writers and the services
@@ -126,6 +127,8 @@ pub struct Database {
     writers: crate::batch::Writers,
     /// SQLite files only: a connection that checkpoints the WAL off the write path.
     checkpointer: Option<DatabaseConnection>,
+    /// SQLite files only: read connections of our own for pages of rows (see `direct_reads`).
+    direct: Option<DirectReads>,
 }
 
 /// The pool write transactions come from, and how to begin one.
@@ -168,6 +171,11 @@ impl Database {
                 };
                 let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1);
                 db.checkpointer = checkpointer;
+                // As many as can step at once on this machine's cores; they open when first used.
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                db.direct = normalized.sqlite_path.map(|path| {
+                    DirectReads::new(path, cores.min(options.pool_size.max(1) as usize), Duration::from_secs_f64(options.sqlite_busy_timeout_seconds))
+                });
                 Ok(db)
             }
             Backend::Postgres => {
@@ -261,7 +269,7 @@ impl Database {
 
     fn assemble(read: DatabaseConnection, write: WriteConnection, writers: usize) -> Database {
         let writers = crate::batch::Writers::start(&write, writers);
-        Database { read, write, writers, checkpointer: None }
+        Database { read, write, writers, checkpointer: None, direct: None }
     }
 
     pub(crate) fn writers(&self) -> &crate::batch::Writers {
@@ -281,6 +289,12 @@ impl Database {
     /// The connection pool for reads.
     pub fn reader(&self) -> &DatabaseConnection {
         &self.read
+    }
+
+    /// The read pool for reads of pages of rows: on a SQLite file those step on the
+    /// direct readers, everything else goes to [`Database::reader`].
+    pub fn reads(&self) -> Reads<'_> {
+        Reads { conn: &self.read, direct: self.direct.as_ref() }
     }
 
     /// The connection pool for schema changes and single-statement writes.
@@ -391,6 +405,63 @@ impl Database {
             self.read.close().await.map_err(Error::from_db)?;
         }
         self.write.conn.close().await.map_err(Error::from_db)
+    }
+}
+
+/// A connection that reads, and may step pages of rows on SQLite's direct readers.
+/// Storage functions that read pages take one; a transaction or a plain pool reads
+/// everything through SeaORM.
+pub trait ReadConnection: ConnectionTrait {
+    /// The direct readers, where this connection has them.
+    fn direct(&self) -> Option<&DirectReads> {
+        None
+    }
+}
+
+impl ReadConnection for DatabaseConnection {}
+impl ReadConnection for DatabaseTransaction {}
+
+/// The read pool with the direct readers of a SQLite file ([`Database::reads`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Reads<'a> {
+    conn: &'a DatabaseConnection,
+    direct: Option<&'a DirectReads>,
+}
+
+impl ReadConnection for Reads<'_> {
+    fn direct(&self) -> Option<&DirectReads> {
+        self.direct
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Reads<'_> {
+    fn get_database_backend(&self) -> sea_orm::DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: sea_orm::Statement) -> std::result::Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> std::result::Result<sea_orm::ExecResult, sea_orm::DbErr> {
+        self.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: sea_orm::Statement) -> std::result::Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: sea_orm::Statement) -> std::result::Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+        self.conn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.conn.support_returning()
+    }
+
+    fn is_mock_connection(&self) -> bool {
+        self.conn.is_mock_connection()
     }
 }
 

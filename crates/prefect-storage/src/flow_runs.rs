@@ -17,9 +17,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::convert::{self, to_json};
-use crate::db::Backend;
+use crate::db::{Backend, ReadConnection};
 use crate::entity::{TypedJson, flow_run, flow_run_state, work_pool, work_queue};
 use crate::query;
+use crate::rows::{self, Decoded, PositionalRow};
 use crate::writes::RowWrites;
 use crate::{Error, Result};
 
@@ -189,29 +190,29 @@ fn with_state() -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> 
     flow_run::Entity::find().find_also_related(flow_run_state::Entity)
 }
 
-/// All rows of a [`with_state`] select, decoded by column position (see [`PositionalRun`]).
-/// Every multi-row read of runs with their states goes through here.
-async fn all_with_state(
-    c: &impl ConnectionTrait,
-    select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>,
-) -> Result<Vec<(flow_run::Model, Option<flow_run_state::Model>)>> {
-    let rows = select.into_model::<PositionalRun, PositionalState>().all(c).await?;
-    Ok(rows.into_iter().map(|(run, state)| (run.0, state.map(|s| s.0))).collect())
+/// A run with its current state: one row of a [`with_state`] select.
+type RunWithState = (flow_run::Model, Option<flow_run_state::Model>);
+
+/// All rows of a [`with_state`] select, decoded by column position (see [`crate::rows`]).
+/// Every multi-row read of runs with their states goes through here; on a SQLite file it
+/// is stepped on the direct readers (see [`crate::direct_reads`]).
+async fn all_with_state(c: &impl ReadConnection, select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>) -> Result<Vec<RunWithState>> {
+    rows::all(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
 }
 
-/// A flow run of a [`with_state`] row, decoded by column position.
-///
-/// SeaORM's derived decoding reads a joined row by name: for every column a
-/// `format!("{prefix}{column}")` and a lookup by name, and for every NULL column an error
-/// string (`format!("{name:?}")`) before it becomes `None`. For pages of runs and worker
-/// polls that was 57 % of the async work of a request (callgrind, read-filter at 100k).
-/// Reading by position skips both. The positions are the `Column` enums' order, which is
-/// the models' field order and the order `find_also_related` selects them in: the run's
-/// columns, then its state's (`positional_decoding_matches_sea_orms` checks this).
-struct PositionalRun(flow_run::Model);
+/// The run of a [`with_state`] select by key, decoded by column position.
+async fn one_with_state(c: &impl ConnectionTrait, select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>) -> Result<Option<RunWithState>> {
+    rows::one(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
+}
 
-/// The state of a [`with_state`] row (after the run's columns), decoded by position.
-struct PositionalState(flow_run_state::Model);
+/// The positions are the `Column` enums' order, which is the models' field order and the
+/// order `find_also_related` selects them in: the run's columns, then its state's
+/// (`positional_and_direct_decoding_match_sea_orms` checks this).
+impl rows::Decoded for RunWithState {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
+        Ok((run_at(row)?, state_at(row)?))
+    }
+}
 
 /// How many columns a flow run has: where the state's columns start in a [`with_state`] row.
 fn state_offset() -> usize {
@@ -219,85 +220,71 @@ fn state_offset() -> usize {
     *OFFSET.get_or_init(|| <flow_run::Column as sea_orm::Iterable>::iter().count())
 }
 
-fn at<T: sea_orm::TryGetable>(res: &sea_orm::QueryResult, index: usize) -> std::result::Result<T, sea_orm::TryGetError> {
-    T::try_get_by_index(res, index)
+/// The run's columns of a [`with_state`] row.
+fn run_at(row: &impl PositionalRow) -> std::result::Result<flow_run::Model, sea_orm::TryGetError> {
+    use flow_run::Column as C;
+    Ok(flow_run::Model {
+        id: row.at(C::Id as usize)?,
+        created: row.at(C::Created as usize)?,
+        updated: row.at(C::Updated as usize)?,
+        flow_id: row.at(C::FlowId as usize)?,
+        deployment_id: row.at(C::DeploymentId as usize)?,
+        deployment_version: row.at(C::DeploymentVersion as usize)?,
+        work_queue_name: row.at(C::WorkQueueName as usize)?,
+        work_queue_id: row.at(C::WorkQueueId as usize)?,
+        flow_version: row.at(C::FlowVersion as usize)?,
+        parameters: row.at(C::Parameters as usize)?,
+        idempotency_key: row.at(C::IdempotencyKey as usize)?,
+        context: row.at(C::Context as usize)?,
+        empirical_policy: row.at(C::EmpiricalPolicy as usize)?,
+        tags: row.at(C::Tags as usize)?,
+        labels: row.at(C::Labels as usize)?,
+        created_by: row.at(C::CreatedBy as usize)?,
+        infrastructure_pid: row.at(C::InfrastructurePid as usize)?,
+        job_variables: row.at(C::JobVariables as usize)?,
+        infrastructure_document_id: row.at(C::InfrastructureDocumentId as usize)?,
+        parent_task_run_id: row.at(C::ParentTaskRunId as usize)?,
+        auto_scheduled: row.at(C::AutoScheduled as usize)?,
+        state_id: row.at(C::StateId as usize)?,
+        name: row.at(C::Name as usize)?,
+        state_type: row.at(C::StateType as usize)?,
+        state_name: row.at(C::StateName as usize)?,
+        state_timestamp: row.at(C::StateTimestamp as usize)?,
+        run_count: row.at(C::RunCount as usize)?,
+        expected_start_time: row.at(C::ExpectedStartTime as usize)?,
+        next_scheduled_start_time: row.at(C::NextScheduledStartTime as usize)?,
+        start_time: row.at(C::StartTime as usize)?,
+        end_time: row.at(C::EndTime as usize)?,
+        total_run_time: row.at(C::TotalRunTime as usize)?,
+    })
 }
 
-impl sea_orm::FromQueryResult for PositionalRun {
-    fn from_query_result(res: &sea_orm::QueryResult, pre: &str) -> std::result::Result<Self, sea_orm::DbErr> {
-        Ok(Self::from_query_result_nullable(res, pre)?)
+/// The state of a [`with_state`] row; a run without a state (its LEFT JOIN found
+/// nothing) is `None`, told by the id alone.
+fn state_at(row: &impl PositionalRow) -> std::result::Result<Option<flow_run_state::Model>, sea_orm::TryGetError> {
+    let id: Option<Uuid> = row.at(state_offset() + flow_run_state::Column::Id as usize)?;
+    if id.is_none() {
+        return Ok(None);
     }
-
-    fn from_query_result_nullable(res: &sea_orm::QueryResult, _pre: &str) -> std::result::Result<Self, sea_orm::TryGetError> {
-        use flow_run::Column as C;
-        Ok(PositionalRun(flow_run::Model {
-            id: at(res, C::Id as usize)?,
-            created: at(res, C::Created as usize)?,
-            updated: at(res, C::Updated as usize)?,
-            flow_id: at(res, C::FlowId as usize)?,
-            deployment_id: at(res, C::DeploymentId as usize)?,
-            deployment_version: at(res, C::DeploymentVersion as usize)?,
-            work_queue_name: at(res, C::WorkQueueName as usize)?,
-            work_queue_id: at(res, C::WorkQueueId as usize)?,
-            flow_version: at(res, C::FlowVersion as usize)?,
-            parameters: at(res, C::Parameters as usize)?,
-            idempotency_key: at(res, C::IdempotencyKey as usize)?,
-            context: at(res, C::Context as usize)?,
-            empirical_policy: at(res, C::EmpiricalPolicy as usize)?,
-            tags: at(res, C::Tags as usize)?,
-            labels: at(res, C::Labels as usize)?,
-            created_by: at(res, C::CreatedBy as usize)?,
-            infrastructure_pid: at(res, C::InfrastructurePid as usize)?,
-            job_variables: at(res, C::JobVariables as usize)?,
-            infrastructure_document_id: at(res, C::InfrastructureDocumentId as usize)?,
-            parent_task_run_id: at(res, C::ParentTaskRunId as usize)?,
-            auto_scheduled: at(res, C::AutoScheduled as usize)?,
-            state_id: at(res, C::StateId as usize)?,
-            name: at(res, C::Name as usize)?,
-            state_type: at(res, C::StateType as usize)?,
-            state_name: at(res, C::StateName as usize)?,
-            state_timestamp: at(res, C::StateTimestamp as usize)?,
-            run_count: at(res, C::RunCount as usize)?,
-            expected_start_time: at(res, C::ExpectedStartTime as usize)?,
-            next_scheduled_start_time: at(res, C::NextScheduledStartTime as usize)?,
-            start_time: at(res, C::StartTime as usize)?,
-            end_time: at(res, C::EndTime as usize)?,
-            total_run_time: at(res, C::TotalRunTime as usize)?,
-        }))
-    }
+    state_columns_at(row).map(Some)
 }
 
-impl sea_orm::FromQueryResult for PositionalState {
-    fn from_query_result(res: &sea_orm::QueryResult, pre: &str) -> std::result::Result<Self, sea_orm::DbErr> {
-        Ok(Self::from_query_result_nullable(res, pre)?)
-    }
-
-    /// A run without a state (its LEFT JOIN found nothing) is `None`, told by the id alone.
-    fn from_query_result_optional(res: &sea_orm::QueryResult, pre: &str) -> std::result::Result<Option<Self>, sea_orm::DbErr> {
-        let id: Option<Uuid> = at(res, state_offset() + flow_run_state::Column::Id as usize)?;
-        if id.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Self::from_query_result(res, pre)?))
-    }
-
-    fn from_query_result_nullable(res: &sea_orm::QueryResult, _pre: &str) -> std::result::Result<Self, sea_orm::TryGetError> {
-        use flow_run_state::Column as C;
-        let base = state_offset();
-        Ok(PositionalState(flow_run_state::Model {
-            id: at(res, base + C::Id as usize)?,
-            created: at(res, base + C::Created as usize)?,
-            updated: at(res, base + C::Updated as usize)?,
-            flow_run_id: at(res, base + C::FlowRunId as usize)?,
-            kind: at(res, base + C::Kind as usize)?,
-            timestamp: at(res, base + C::Timestamp as usize)?,
-            name: at(res, base + C::Name as usize)?,
-            message: at(res, base + C::Message as usize)?,
-            state_details: at(res, base + C::StateDetails as usize)?,
-            data: at(res, base + C::Data as usize)?,
-            result_artifact_id: at(res, base + C::ResultArtifactId as usize)?,
-        }))
-    }
+fn state_columns_at(row: &impl PositionalRow) -> std::result::Result<flow_run_state::Model, sea_orm::TryGetError> {
+    use flow_run_state::Column as C;
+    let base = state_offset();
+    Ok(flow_run_state::Model {
+        id: row.at(base + C::Id as usize)?,
+        created: row.at(base + C::Created as usize)?,
+        updated: row.at(base + C::Updated as usize)?,
+        flow_run_id: row.at(base + C::FlowRunId as usize)?,
+        kind: row.at(base + C::Kind as usize)?,
+        timestamp: row.at(base + C::Timestamp as usize)?,
+        name: row.at(base + C::Name as usize)?,
+        message: row.at(base + C::Message as usize)?,
+        state_details: row.at(base + C::StateDetails as usize)?,
+        data: row.at(base + C::Data as usize)?,
+        result_artifact_id: row.at(base + C::ResultArtifactId as usize)?,
+    })
 }
 
 /// `work_queue_id -> (work_pool_id, work_pool_name)`.
@@ -321,7 +308,7 @@ pub async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<U
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let Some(row) = with_state().filter(flow_run::Column::Id.eq(id)).one(c).await? else {
+    let Some(row) = one_with_state(c, with_state().filter(flow_run::Column::Id.eq(id))).await? else {
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
@@ -334,7 +321,7 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
         // Only the run: the state row is immutable, and an outer join's nullable side cannot be locked.
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
     }
-    let Some(row) = select.one(c).await? else {
+    let Some(row) = one_with_state(c, select).await? else {
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
@@ -366,15 +353,14 @@ pub async fn read_for_transition(
     let Some(row) = c.query_one_raw(sea_orm::QueryTrait::build(&select, backend.into())).await? else {
         return Ok(None);
     };
-    let run = <flow_run::Model as sea_orm::FromQueryResult>::from_query_result(&row, sea_orm::IdenStatic::as_str(&sea_orm::SelectA))?;
-    let state = <flow_run_state::Model as sea_orm::FromQueryResult>::from_query_result_optional(&row, sea_orm::IdenStatic::as_str(&sea_orm::SelectB))?;
+    let (run, state) = RunWithState::decode(&row).map_err(sea_orm::DbErr::from)?;
     let taken: bool = row.try_get("", TAKEN)?;
     let run = hydrate(c, vec![(run, state)], now).await?.pop();
     Ok(run.map(|run| (run, taken)))
 }
 
 pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {
-    let found = with_state().filter(flow_run::Column::FlowId.eq(flow_id)).filter(flow_run::Column::IdempotencyKey.eq(key)).one(c).await?;
+    let found = one_with_state(c, with_state().filter(flow_run::Column::FlowId.eq(flow_id)).filter(flow_run::Column::IdempotencyKey.eq(key))).await?;
     match found {
         Some(row) => Ok(hydrate(c, vec![row], now).await?.pop()),
         None => Ok(None),
@@ -402,7 +388,7 @@ fn sort_columns(sort: FlowRunSort) -> Vec<(SimpleExpr, Order)> {
 
 /// Flow runs matching the filters, sorted and paged.
 pub async fn filter(
-    c: &impl ConnectionTrait,
+    c: &impl ReadConnection,
     backend: Backend,
     filters: &RunFilters,
     sort: FlowRunSort,
@@ -716,7 +702,7 @@ pub async fn history_rows(c: &impl ConnectionTrait, backend: Backend, filters: &
 }
 
 /// Paused runs with an id greater than `after`, in id order (for paging through all of them).
-pub async fn paused_after(c: &impl ConnectionTrait, after: Uuid, limit: u64, now: DateTime) -> Result<Vec<FlowRun>> {
+pub async fn paused_after(c: &impl ReadConnection, after: Uuid, limit: u64, now: DateTime) -> Result<Vec<FlowRun>> {
     let select = with_state()
         .filter(flow_run::Column::StateType.eq("PAUSED"))
         .filter(flow_run::Column::Id.gt(after))
@@ -726,7 +712,7 @@ pub async fn paused_after(c: &impl ConnectionTrait, after: Uuid, limit: u64, now
 }
 
 /// The runs with these ids, in the order given (missing ids are skipped).
-pub async fn read_many(c: &impl ConnectionTrait, ids: &[Uuid], now: DateTime) -> Result<Vec<FlowRun>> {
+pub async fn read_many(c: &impl ReadConnection, ids: &[Uuid], now: DateTime) -> Result<Vec<FlowRun>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -840,7 +826,8 @@ mod tests {
     use super::*;
     use sea_orm::QueryTrait;
 
-    use crate::{Database, DatabaseOptions, flows};
+    use crate::flows;
+    use crate::test_support::migrated_sqlite;
 
     fn new_run(id: Uuid, flow_id: Uuid) -> NewFlowRun {
         NewFlowRun {
@@ -867,13 +854,6 @@ mod tests {
     }
 
     /// A migrated SQLite database in `dir`.
-    async fn migrated_sqlite(dir: &tempfile::TempDir) -> Database {
-        let url = format!("sqlite://{}", dir.path().join("prefect.db").display());
-        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
-        crate::migrate(&db).await.expect("migrate");
-        db
-    }
-
     #[tokio::test]
     async fn a_transition_reads_whether_the_proposed_timestamp_is_taken_and_writes_in_one_call() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -909,7 +889,7 @@ mod tests {
     /// Position-based decoding of run rows gives exactly what SeaORM's by-name decoding
     /// gives: for a run with a state and most optional columns set, and for one without.
     #[tokio::test]
-    async fn positional_decoding_matches_sea_orms() {
+    async fn positional_and_direct_decoding_match_sea_orms() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = migrated_sqlite(&dir).await;
         let now = time::now();
@@ -941,6 +921,20 @@ mod tests {
         assert!(by_position[1].1.is_none());
         assert_eq!(by_position[0].0.flow_version.as_deref(), Some("fv"));
         assert_eq!(by_position, by_name);
+
+        // The same rows stepped on the direct readers, with the values SeaORM binds
+        // (a uuid list, a timestamp, a limit) encoded as sqlx encodes them.
+        let direct = db.reads().direct().cloned().expect("a SQLite file has direct readers");
+        let select = with_state()
+            .filter(flow_run::Column::Id.is_in([with, without]))
+            .filter(flow_run::Column::Created.lte(now))
+            .filter(flow_run::Column::Created.gte(now))
+            .order_by(flow_run::Column::Id, Order::Asc)
+            .limit(10);
+        let statement = sea_orm::QueryTrait::build(&select, sea_orm::DatabaseBackend::Sqlite);
+        let stepped = direct.all(&statement, |row| RunWithState::decode(row)).await.unwrap().expect("every bound value encodes");
+        assert_eq!(stepped, by_name);
+        assert_eq!(all_with_state(&db.reads(), select).await.unwrap(), by_name);
     }
 
     /// The UI's runs page (most state types, newest first) and its ascending twin must

@@ -28,6 +28,7 @@ mod convert;
 pub mod csrf;
 pub mod db;
 pub mod deployments;
+pub mod direct_reads;
 mod entity;
 mod error;
 pub mod events;
@@ -36,16 +37,19 @@ pub mod flow_runs;
 pub mod flows;
 pub mod logs;
 pub mod query;
+mod rows;
 pub mod saved_searches;
 mod sqlite_tuning;
 pub mod task_runs;
 mod tcp_nodelay;
+#[cfg(test)]
+mod test_support;
 pub mod vacuum;
 pub mod variables;
 pub mod work_pools;
 pub mod writes;
 
-pub use db::{Backend, Database, DatabaseOptions};
+pub use db::{Backend, Database, DatabaseOptions, ReadConnection, Reads};
 pub use error::{Error, Result};
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 pub use writes::RowWrites;

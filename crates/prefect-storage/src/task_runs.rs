@@ -15,10 +15,11 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::convert;
-use crate::db::Backend;
+use crate::db::{Backend, ReadConnection};
 use crate::entity::{TypedJson, flow_run, task_run, task_run_state, task_run_state_cache};
 use crate::flow_runs::RunBookkeeping;
 use crate::query;
+use crate::rows::{self, PositionalRow};
 use crate::writes::RowWrites;
 
 /// Everything needed to insert a task run row (before any state).
@@ -125,7 +126,7 @@ pub fn push_insert(writes: &mut RowWrites, run: &NewTaskRun, b: &RunBookkeeping,
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let Some(row) = with_state().filter(task_run::Column::Id.eq(id)).one(c).await? else {
+    let Some(row) = one_with_state(c, with_state().filter(task_run::Column::Id.eq(id))).await? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -137,7 +138,7 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
     if backend == Backend::Postgres {
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
     }
-    let Some(row) = select.one(c).await? else {
+    let Some(row) = one_with_state(c, select).await? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -154,19 +155,18 @@ pub async fn find_by_natural_key(
     let Some(flow_run_id) = flow_run_id else {
         return Ok(None);
     };
-    let found = with_state()
+    let select = with_state()
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .filter(task_run::Column::TaskKey.eq(task_key))
-        .filter(task_run::Column::DynamicKey.eq(dynamic_key))
-        .one(c)
-        .await?;
+        .filter(task_run::Column::DynamicKey.eq(dynamic_key));
+    let found = one_with_state(c, select).await?;
     match found {
         Some(row) => Ok(hydrate(vec![row], now)?.pop()),
         None => Ok(None),
     }
 }
 
-fn hydrate(rows: Vec<(task_run::Model, Option<task_run_state::Model>)>, now: DateTime) -> Result<Vec<TaskRun>> {
+fn hydrate(rows: Vec<RunWithState>, now: DateTime) -> Result<Vec<TaskRun>> {
     rows.into_iter()
         .map(|(m, state)| {
             let state = state.map(convert::task_run_state).transpose()?;
@@ -179,6 +179,81 @@ fn hydrate(rows: Vec<(task_run::Model, Option<task_run_state::Model>)>, now: Dat
 
 fn with_state() -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> {
     task_run::Entity::find().find_also_related(task_run_state::Entity)
+}
+
+/// A task run with its current state: one row of a [`with_state`] select.
+type RunWithState = (task_run::Model, Option<task_run_state::Model>);
+
+/// All rows of a [`with_state`] select, decoded by column position (see [`crate::rows`]).
+async fn all_with_state(c: &impl ReadConnection, select: sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity>) -> Result<Vec<RunWithState>> {
+    rows::all(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
+}
+
+/// The task run of a [`with_state`] select by key, decoded by column position.
+async fn one_with_state(c: &impl ConnectionTrait, select: sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity>) -> Result<Option<RunWithState>> {
+    rows::one(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
+}
+
+/// Positions are the `Column` enums' order: the task run's columns, then its state's
+/// (`task_run_positional_decoding_matches_sea_orms` checks this).
+impl rows::Decoded for RunWithState {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
+        use task_run::Column as R;
+        use task_run_state::Column as S;
+        let run = task_run::Model {
+            id: row.at(R::Id as usize)?,
+            created: row.at(R::Created as usize)?,
+            updated: row.at(R::Updated as usize)?,
+            flow_run_id: row.at(R::FlowRunId as usize)?,
+            task_key: row.at(R::TaskKey as usize)?,
+            dynamic_key: row.at(R::DynamicKey as usize)?,
+            cache_key: row.at(R::CacheKey as usize)?,
+            cache_expiration: row.at(R::CacheExpiration as usize)?,
+            task_version: row.at(R::TaskVersion as usize)?,
+            flow_run_run_count: row.at(R::FlowRunRunCount as usize)?,
+            empirical_policy: row.at(R::EmpiricalPolicy as usize)?,
+            task_inputs: row.at(R::TaskInputs as usize)?,
+            tags: row.at(R::Tags as usize)?,
+            labels: row.at(R::Labels as usize)?,
+            state_id: row.at(R::StateId as usize)?,
+            name: row.at(R::Name as usize)?,
+            state_type: row.at(R::StateType as usize)?,
+            state_name: row.at(R::StateName as usize)?,
+            state_timestamp: row.at(R::StateTimestamp as usize)?,
+            run_count: row.at(R::RunCount as usize)?,
+            expected_start_time: row.at(R::ExpectedStartTime as usize)?,
+            next_scheduled_start_time: row.at(R::NextScheduledStartTime as usize)?,
+            start_time: row.at(R::StartTime as usize)?,
+            end_time: row.at(R::EndTime as usize)?,
+            total_run_time: row.at(R::TotalRunTime as usize)?,
+        };
+        let base = state_offset();
+        let state_id: Option<Uuid> = row.at(base + S::Id as usize)?;
+        let state = match state_id {
+            // The LEFT JOIN found no state.
+            None => None,
+            Some(id) => Some(task_run_state::Model {
+                id,
+                created: row.at(base + S::Created as usize)?,
+                updated: row.at(base + S::Updated as usize)?,
+                task_run_id: row.at(base + S::TaskRunId as usize)?,
+                kind: row.at(base + S::Kind as usize)?,
+                timestamp: row.at(base + S::Timestamp as usize)?,
+                name: row.at(base + S::Name as usize)?,
+                message: row.at(base + S::Message as usize)?,
+                state_details: row.at(base + S::StateDetails as usize)?,
+                data: row.at(base + S::Data as usize)?,
+                result_artifact_id: row.at(base + S::ResultArtifactId as usize)?,
+            }),
+        };
+        Ok((run, state))
+    }
+}
+
+/// How many columns a task run has: where the state's columns start in a [`with_state`] row.
+fn state_offset() -> usize {
+    static OFFSET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| <task_run::Column as sea_orm::Iterable>::iter().count())
 }
 
 fn sort_columns(sort: TaskRunSort) -> Vec<(SimpleExpr, Order)> {
@@ -198,7 +273,7 @@ fn sort_columns(sort: TaskRunSort) -> Vec<(SimpleExpr, Order)> {
 }
 
 pub async fn filter(
-    c: &impl ConnectionTrait,
+    c: &impl ReadConnection,
     backend: Backend,
     filters: &RunFilters,
     sort: TaskRunSort,
@@ -210,7 +285,7 @@ pub async fn filter(
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
-    let rows = select.limit(limit).offset(offset).all(c).await?;
+    let rows = all_with_state(c, select.limit(limit).offset(offset)).await?;
     hydrate(rows, now)
 }
 
@@ -467,8 +542,9 @@ pub async fn history_rows(
 }
 
 /// Ids of task runs of a flow run, newest last (for cancellation and graphs).
-pub async fn of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
-    let rows = with_state().filter(task_run::Column::FlowRunId.eq(flow_run_id)).order_by(task_run::Column::ExpectedStartTime, Order::Asc).all(c).await?;
+pub async fn of_flow_run(c: &impl ReadConnection, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
+    let rows =
+        all_with_state(c, with_state().filter(task_run::Column::FlowRunId.eq(flow_run_id)).order_by(task_run::Column::ExpectedStartTime, Order::Asc)).await?;
     hydrate(rows, now)
 }
 
@@ -483,4 +559,70 @@ pub async fn unfinished_of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid,
         .into_tuple()
         .all(c)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use prefect_domain::state::StateType;
+    use prefect_domain::time;
+    use sea_orm::QueryOrder;
+
+    use super::*;
+    use crate::test_support::migrated_sqlite;
+
+    fn new_task_run(id: Uuid, dynamic_key: &str) -> NewTaskRun {
+        NewTaskRun {
+            id,
+            flow_run_id: None,
+            name: "a-task".into(),
+            task_key: "k".into(),
+            dynamic_key: dynamic_key.into(),
+            cache_key: None,
+            cache_expiration: None,
+            task_version: None,
+            empirical_policy: TaskRunPolicy::default(),
+            tags: vec!["t".into()],
+            labels: None,
+            task_inputs: Map::new(),
+        }
+    }
+
+    /// Task runs decode by column position: through SeaORM and on the direct readers, the
+    /// same models as SeaORM's decoding by name, with and without a state.
+    #[tokio::test]
+    async fn task_run_positional_decoding_matches_sea_orms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let now = time::now();
+        let (with, without) = (Uuid::now_v7(), Uuid::now_v7());
+        let state = State::new(StateType::Completed, now);
+        let bookkeeping = RunBookkeeping { state_id: Some(state.id), state_type: Some(StateType::Completed), state_timestamp: Some(now), ..Default::default() };
+        let txn = db.begin_write().await.unwrap();
+        let mut writes = RowWrites::on(&txn);
+        push_insert(&mut writes, &new_task_run(with, "0"), &bookkeeping, 1, now);
+        push_state(&mut writes, with, &state, None, now);
+        push_insert(&mut writes, &new_task_run(without, "1"), &RunBookkeeping::default(), 0, now);
+        writes.execute(&txn).await.unwrap();
+        txn.execute_unprepared(
+            r#"UPDATE task_run SET cache_key = 'ck', cache_expiration = state_timestamp, task_version = 'v', labels = '{"l": "v"}',
+                expected_start_time = state_timestamp, start_time = state_timestamp, end_time = state_timestamp, total_run_time = 2.5
+                WHERE state_id IS NOT NULL"#,
+        )
+        .await
+        .unwrap();
+        txn.execute_unprepared(r#"UPDATE task_run_state SET message = 'm', data = '{"d": 1}'"#).await.unwrap();
+        crate::commit(txn).await.expect("commit");
+
+        let by_name = with_state().order_by(task_run::Column::Id, Order::Asc).all(db.reader()).await.unwrap();
+        assert_eq!(by_name.len(), 2);
+        assert!(by_name[0].1.as_ref().is_some_and(|s| s.message.as_deref() == Some("m")));
+        assert!(by_name[1].1.is_none());
+        let select = || with_state().filter(task_run::Column::Created.lte(now)).order_by(task_run::Column::Id, Order::Asc).limit(10);
+        assert_eq!(all_with_state(db.reader(), select()).await.unwrap(), by_name, "through SeaORM");
+        let statement = sea_orm::QueryTrait::build(&select(), sea_orm::DatabaseBackend::Sqlite);
+        let direct = db.reads().direct().cloned().expect("a SQLite file has direct readers");
+        let stepped = direct.all(&statement, |row| <RunWithState as rows::Decoded>::decode(row)).await.unwrap().expect("every bound value encodes");
+        assert_eq!(stepped, by_name, "on the direct readers");
+        assert_eq!(one_with_state(db.reader(), with_state().filter(task_run::Column::Id.eq(without))).await.unwrap().as_ref(), Some(&by_name[1]));
+    }
 }

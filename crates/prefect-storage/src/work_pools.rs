@@ -18,9 +18,10 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::convert;
-use crate::db::Backend;
+use crate::db::{Backend, ReadConnection};
 use crate::entity::{deployment, flow_run, work_pool, work_queue, worker};
 use crate::query;
+use crate::rows::{self, PositionalRow};
 
 fn status_str(status: Option<WorkPoolStatus>) -> String {
     status.map(WorkPoolStatus::as_str).unwrap_or("").to_owned()
@@ -456,7 +457,7 @@ pub async fn mark_silent_workers_offline(c: &impl ConnectionTrait, now: DateTime
 /// should start: unpaused pool and queues, queue priority order, and at most as many runs
 /// per queue and per pool as their concurrency limits leave free (Pending and Running runs
 /// hold slots). Runs retried in-process by the client are not handed out.
-pub async fn scheduled_runs(c: &impl ConnectionTrait, backend: Backend, pool_id: Uuid, q: &ScheduledRunsQuery) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
+pub async fn scheduled_runs(c: &impl ReadConnection, backend: Backend, pool_id: Uuid, q: &ScheduledRunsQuery) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
     /// Cap on runs taken from one queue and one pool when no limit applies (Prefect's).
     const PER_QUEUE_AND_POOL_CAP: i64 = 1000;
     let mut values: Vec<sea_orm::Value> = Vec::new();
@@ -530,8 +531,21 @@ pub async fn scheduled_runs(c: &impl ConnectionTrait, backend: Backend, pool_id:
         LIMIT {limit}"
     );
     let statement = Statement::from_sql_and_values(c.get_database_backend(), sql, values);
-    let rows = c.query_all_raw(statement).await?;
-    rows.iter().map(|row| Ok((row.try_get::<Uuid>("", "pool_id")?, row.try_get::<Uuid>("", "queue_id")?, row.try_get::<Uuid>("", "run_id")?))).collect()
+    let picks: Vec<Pick> = rows::all(c, statement).await?;
+    Ok(picks.into_iter().map(|p| (p.pool_id, p.queue_id, p.run_id)).collect())
+}
+
+/// A row of [`scheduled_runs`].
+struct Pick {
+    pool_id: Uuid,
+    queue_id: Uuid,
+    run_id: Uuid,
+}
+
+impl rows::Decoded for Pick {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
+        Ok(Pick { pool_id: row.at(0)?, queue_id: row.at(1)?, run_id: row.at(2)? })
+    }
 }
 
 /// `(queue name, pool id, pool name, pool type)` of a work queue, for event resources.
