@@ -190,20 +190,10 @@ fn with_state() -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> 
     flow_run::Entity::find().find_also_related(flow_run_state::Entity)
 }
 
-/// A run with its current state: one row of a [`with_state`] select.
+/// A run with its current state: one row of a [`with_state`] select, decoded by column
+/// position through [`rows::select_all`] and [`rows::select_one`] (on a SQLite file, pages
+/// are stepped on the direct readers: see [`crate::direct_reads`]).
 type RunWithState = (flow_run::Model, Option<flow_run_state::Model>);
-
-/// All rows of a [`with_state`] select, decoded by column position (see [`crate::rows`]).
-/// Every multi-row read of runs with their states goes through here; on a SQLite file it
-/// is stepped on the direct readers (see [`crate::direct_reads`]).
-async fn all_with_state(c: &impl ReadConnection, select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>) -> Result<Vec<RunWithState>> {
-    rows::all(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
-}
-
-/// The run of a [`with_state`] select by key, decoded by column position.
-async fn one_with_state(c: &impl ConnectionTrait, select: sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity>) -> Result<Option<RunWithState>> {
-    rows::one(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
-}
 
 /// The positions are the `Column` enums' order, which is the models' field order and the
 /// order `find_also_related` selects them in: the run's columns, then its state's
@@ -308,7 +298,7 @@ pub async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<U
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let Some(row) = one_with_state(c, with_state().filter(flow_run::Column::Id.eq(id))).await? else {
+    let Some(row) = rows::select_one(c, &with_state().filter(flow_run::Column::Id.eq(id))).await? else {
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
@@ -321,7 +311,7 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
         // Only the run: the state row is immutable, and an outer join's nullable side cannot be locked.
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
     }
-    let Some(row) = one_with_state(c, select).await? else {
+    let Some(row) = rows::select_one(c, &select).await? else {
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
@@ -360,7 +350,7 @@ pub async fn read_for_transition(
 }
 
 pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {
-    let found = one_with_state(c, with_state().filter(flow_run::Column::FlowId.eq(flow_id)).filter(flow_run::Column::IdempotencyKey.eq(key))).await?;
+    let found = rows::select_one(c, &with_state().filter(flow_run::Column::FlowId.eq(flow_id)).filter(flow_run::Column::IdempotencyKey.eq(key))).await?;
     match found {
         Some(row) => Ok(hydrate(c, vec![row], now).await?.pop()),
         None => Ok(None),
@@ -396,7 +386,7 @@ pub async fn filter(
     offset: u64,
     now: DateTime,
 ) -> Result<Vec<FlowRun>> {
-    let rows = all_with_state(c, page_query(backend, filters, sort, limit, offset)).await?;
+    let rows = rows::select_all(c, &page_query(backend, filters, sort, limit, offset)).await?;
     hydrate(c, rows, now).await
 }
 
@@ -708,7 +698,7 @@ pub async fn paused_after(c: &impl ReadConnection, after: Uuid, limit: u64, now:
         .filter(flow_run::Column::Id.gt(after))
         .order_by(flow_run::Column::Id, sea_orm::Order::Asc)
         .limit(limit);
-    hydrate(c, all_with_state(c, select).await?, now).await
+    hydrate(c, rows::select_all(c, &select).await?, now).await
 }
 
 /// The runs with these ids, in the order given (missing ids are skipped).
@@ -716,7 +706,7 @@ pub async fn read_many(c: &impl ReadConnection, ids: &[Uuid], now: DateTime) -> 
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = all_with_state(c, with_state().filter(flow_run::Column::Id.is_in(ids.iter().copied()))).await?;
+    let rows = rows::select_all(c, &with_state().filter(flow_run::Column::Id.is_in(ids.iter().copied()))).await?;
     let mut runs: HashMap<Uuid, FlowRun> = hydrate(c, rows, now).await?.into_iter().map(|r| (r.id, r)).collect();
     Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
 }
@@ -915,7 +905,7 @@ mod tests {
         crate::commit(txn).await.expect("commit");
 
         let by_name = with_state().order_by(flow_run::Column::Id, Order::Asc).all(db.reader()).await.unwrap();
-        let by_position = all_with_state(db.reader(), with_state().order_by(flow_run::Column::Id, Order::Asc)).await.unwrap();
+        let by_position = rows::select_all::<RunWithState>(db.reader(), &with_state().order_by(flow_run::Column::Id, Order::Asc)).await.unwrap();
         assert_eq!(by_position.len(), 2);
         assert!(by_position[0].1.as_ref().is_some_and(|s| s.message.as_deref() == Some("m")), "{by_position:?}");
         assert!(by_position[1].1.is_none());
@@ -934,7 +924,7 @@ mod tests {
         let statement = sea_orm::QueryTrait::build(&select, sea_orm::DatabaseBackend::Sqlite);
         let stepped = direct.all(&statement, |row| RunWithState::decode(row)).await.unwrap().expect("every bound value encodes");
         assert_eq!(stepped, by_name);
-        assert_eq!(all_with_state(&db.reads(), select).await.unwrap(), by_name);
+        assert_eq!(rows::select_all::<RunWithState>(&db.reads(), &select).await.unwrap(), by_name);
     }
 
     /// The UI's runs page (most state types, newest first) and its ascending twin must

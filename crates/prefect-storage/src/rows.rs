@@ -8,7 +8,7 @@
 //! [`PositionalRow`], so the same code reads a SeaORM result and a row stepped on the
 //! direct readers ([`crate::direct_reads`]).
 
-use sea_orm::{ConnectionTrait, DbErr, Statement, TryGetError};
+use sea_orm::{ConnectionTrait, DbErr, QueryTrait, Statement, TryGetError};
 
 use crate::db::ReadConnection;
 use crate::direct_reads::FromSqlite;
@@ -39,6 +39,16 @@ impl PositionalRow for rusqlite::Row<'_> {
 /// What one row of a statement decodes into, by position.
 pub(crate) trait Decoded: Sized + Send + 'static {
     fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError>;
+}
+
+/// Every row of a SeaORM select (see [`all`]).
+pub(crate) async fn select_all<D: Decoded>(c: &impl ReadConnection, select: &impl QueryTrait) -> Result<Vec<D>> {
+    all(c, select.build(c.get_database_backend())).await
+}
+
+/// The first row of a SeaORM select by key (see [`one`]).
+pub(crate) async fn select_one<D: Decoded>(c: &impl ConnectionTrait, select: &impl QueryTrait) -> Result<Option<D>> {
+    one(c, select.build(c.get_database_backend())).await
 }
 
 /// Every row of `statement`: stepped on the direct readers where `c` has them, else through SeaORM.

@@ -126,7 +126,7 @@ pub fn push_insert(writes: &mut RowWrites, run: &NewTaskRun, b: &RunBookkeeping,
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let Some(row) = one_with_state(c, with_state().filter(task_run::Column::Id.eq(id))).await? else {
+    let Some(row) = rows::select_one(c, &with_state().filter(task_run::Column::Id.eq(id))).await? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -138,7 +138,7 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
     if backend == Backend::Postgres {
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
     }
-    let Some(row) = one_with_state(c, select).await? else {
+    let Some(row) = rows::select_one(c, &select).await? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -159,7 +159,7 @@ pub async fn find_by_natural_key(
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .filter(task_run::Column::TaskKey.eq(task_key))
         .filter(task_run::Column::DynamicKey.eq(dynamic_key));
-    let found = one_with_state(c, select).await?;
+    let found = rows::select_one(c, &select).await?;
     match found {
         Some(row) => Ok(hydrate(vec![row], now)?.pop()),
         None => Ok(None),
@@ -181,18 +181,9 @@ fn with_state() -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> 
     task_run::Entity::find().find_also_related(task_run_state::Entity)
 }
 
-/// A task run with its current state: one row of a [`with_state`] select.
+/// A task run with its current state: one row of a [`with_state`] select, decoded by
+/// column position through [`rows::select_all`] and [`rows::select_one`].
 type RunWithState = (task_run::Model, Option<task_run_state::Model>);
-
-/// All rows of a [`with_state`] select, decoded by column position (see [`crate::rows`]).
-async fn all_with_state(c: &impl ReadConnection, select: sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity>) -> Result<Vec<RunWithState>> {
-    rows::all(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
-}
-
-/// The task run of a [`with_state`] select by key, decoded by column position.
-async fn one_with_state(c: &impl ConnectionTrait, select: sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity>) -> Result<Option<RunWithState>> {
-    rows::one(c, sea_orm::QueryTrait::build(&select, c.get_database_backend())).await
-}
 
 /// Positions are the `Column` enums' order: the task run's columns, then its state's
 /// (`task_run_positional_decoding_matches_sea_orms` checks this).
@@ -285,7 +276,7 @@ pub async fn filter(
     for (expr, order) in sort_columns(sort) {
         select = select.order_by(expr, order);
     }
-    let rows = all_with_state(c, select.limit(limit).offset(offset)).await?;
+    let rows = rows::select_all(c, &select.limit(limit).offset(offset)).await?;
     hydrate(rows, now)
 }
 
@@ -543,8 +534,8 @@ pub async fn history_rows(
 
 /// Ids of task runs of a flow run, newest last (for cancellation and graphs).
 pub async fn of_flow_run(c: &impl ReadConnection, flow_run_id: Uuid, now: DateTime) -> Result<Vec<TaskRun>> {
-    let rows =
-        all_with_state(c, with_state().filter(task_run::Column::FlowRunId.eq(flow_run_id)).order_by(task_run::Column::ExpectedStartTime, Order::Asc)).await?;
+    let rows = rows::select_all(c, &with_state().filter(task_run::Column::FlowRunId.eq(flow_run_id)).order_by(task_run::Column::ExpectedStartTime, Order::Asc))
+        .await?;
     hydrate(rows, now)
 }
 
@@ -618,11 +609,14 @@ mod tests {
         assert!(by_name[0].1.as_ref().is_some_and(|s| s.message.as_deref() == Some("m")));
         assert!(by_name[1].1.is_none());
         let select = || with_state().filter(task_run::Column::Created.lte(now)).order_by(task_run::Column::Id, Order::Asc).limit(10);
-        assert_eq!(all_with_state(db.reader(), select()).await.unwrap(), by_name, "through SeaORM");
+        assert_eq!(rows::select_all::<RunWithState>(db.reader(), &select()).await.unwrap(), by_name, "through SeaORM");
         let statement = sea_orm::QueryTrait::build(&select(), sea_orm::DatabaseBackend::Sqlite);
         let direct = db.reads().direct().cloned().expect("a SQLite file has direct readers");
         let stepped = direct.all(&statement, |row| <RunWithState as rows::Decoded>::decode(row)).await.unwrap().expect("every bound value encodes");
         assert_eq!(stepped, by_name, "on the direct readers");
-        assert_eq!(one_with_state(db.reader(), with_state().filter(task_run::Column::Id.eq(without))).await.unwrap().as_ref(), Some(&by_name[1]));
+        assert_eq!(
+            rows::select_one::<RunWithState>(db.reader(), &with_state().filter(task_run::Column::Id.eq(without))).await.unwrap().as_ref(),
+            Some(&by_name[1])
+        );
     }
 }
