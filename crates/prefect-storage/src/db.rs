@@ -173,7 +173,9 @@ impl Database {
                 db.checkpointer = checkpointer;
                 // As many as can step at once on this machine's cores; they open when first used.
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-                db.direct = normalized.sqlite_path.map(|path| {
+                // A shared in-memory database (`mode=memory`) is not a file another driver can open.
+                let in_memory = normalized.url.contains("mode=memory");
+                db.direct = normalized.sqlite_path.filter(|_| !in_memory).map(|path| {
                     DirectReads::new(path, cores.min(options.pool_size.max(1) as usize), Duration::from_secs_f64(options.sqlite_busy_timeout_seconds))
                 });
                 Ok(db)

@@ -57,7 +57,8 @@ impl DirectReads {
     }
 
     /// Runs `statement` and decodes every row with `decode`, or `None` if a bound value
-    /// has a type this path does not encode (the caller then reads through SeaORM).
+    /// has a type this path does not encode or no connection opens (the caller then
+    /// reads through SeaORM).
     pub(crate) async fn all<T, F>(&self, statement: &Statement, decode: F) -> Result<Option<Vec<T>>>
     where
         T: Send + 'static,
@@ -71,25 +72,30 @@ impl DirectReads {
         // free a connection that is still stepping.
         let permit = self.inner.permits.clone().acquire_owned().await.map_err(|_| Error::Unavailable("direct reads closed".into()))?;
         let inner = self.inner.clone();
-        let rows = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = inner.take()?;
+            // A connection that cannot open (permissions, a file SQLite cannot open read-only)
+            // leaves the read to SeaORM's pool, which opened the same file.
+            let Some(conn) = inner.take() else {
+                return Ok(None);
+            };
             let rows = read_all(&conn, &sql, values, &decode);
             inner.give_back(conn, rows.as_ref().err());
-            rows
+            rows.map(Some)
         })
         .await
-        .map_err(|e| Error::Database(DbErr::Custom(format!("direct read task failed: {e}"))))??;
-        Ok(Some(rows))
+        .map_err(|e| Error::Database(DbErr::Custom(format!("direct read task failed: {e}"))))?
     }
 }
 
 impl Inner {
-    fn take(&self) -> Result<rusqlite::Connection> {
+    fn take(&self) -> Option<rusqlite::Connection> {
         if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(conn);
+            return Some(conn);
         }
-        self.open().map_err(sqlite_error)
+        self.open()
+            .inspect_err(|error| tracing::warn!(%error, path = %self.path.display(), "cannot open a direct SQLite reader; reading through the pool"))
+            .ok()
     }
 
     /// Returns a connection to the idle list, unless it failed in a way that may have left it unusable.
@@ -286,6 +292,15 @@ mod tests {
         assert_eq!(bindable(&Value::from(id)), Some(SqliteValue::Blob(id.as_bytes().to_vec())));
         assert_eq!(bindable(&Value::Bool(Some(true))), Some(SqliteValue::Integer(1)));
         assert_eq!(bindable(&Value::String(None)), Some(SqliteValue::Null));
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_cannot_open_leaves_the_read_to_the_pool() {
+        use crate::rows::PositionalRow;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let direct = DirectReads::new(dir.path().join("missing.db"), 1, Duration::from_millis(10));
+        let statement = Statement::from_string(sea_orm::DatabaseBackend::Sqlite, "SELECT 1");
+        assert_eq!(direct.all(&statement, |row| row.at::<i64>(0)).await.unwrap(), None);
     }
 
     #[test]
