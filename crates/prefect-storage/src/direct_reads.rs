@@ -13,6 +13,7 @@
 //! other read and all writes stay on SeaORM's pools.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ struct Inner {
     idle: Mutex<Vec<rusqlite::Connection>>,
     /// One permit per connection: a read waits here (asynchronously) rather than open more.
     permits: Arc<Semaphore>,
+    /// Whether a failure to open has been logged (once: every read would otherwise repeat it).
+    open_failure_logged: AtomicBool,
 }
 
 impl std::fmt::Debug for DirectReads {
@@ -53,7 +56,15 @@ const STATEMENT_CACHE: usize = 64;
 impl DirectReads {
     pub(crate) fn new(path: PathBuf, size: usize, busy_timeout: Duration) -> DirectReads {
         let size = size.max(1);
-        DirectReads { inner: Arc::new(Inner { path, busy_timeout, idle: Mutex::new(Vec::with_capacity(size)), permits: Arc::new(Semaphore::new(size)) }) }
+        DirectReads {
+            inner: Arc::new(Inner {
+                path,
+                busy_timeout,
+                idle: Mutex::new(Vec::with_capacity(size)),
+                permits: Arc::new(Semaphore::new(size)),
+                open_failure_logged: AtomicBool::new(false),
+            }),
+        }
     }
 
     /// Runs `statement` and decodes every row with `decode`, or `None` if a bound value
@@ -94,7 +105,11 @@ impl Inner {
             return Some(conn);
         }
         self.open()
-            .inspect_err(|error| tracing::warn!(%error, path = %self.path.display(), "cannot open a direct SQLite reader; reading through the pool"))
+            .inspect_err(|error| {
+                if !self.open_failure_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, path = %self.path.display(), "cannot open a direct SQLite reader; pages are read through the pool");
+                }
+            })
             .ok()
     }
 
