@@ -44,7 +44,7 @@ struct Inner {
 
 impl std::fmt::Debug for DirectReads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectReads").field("path", &self.inner.path).field("size", &self.inner.permits.available_permits()).finish()
+        f.debug_struct("DirectReads").field("path", &self.inner.path).field("available", &self.inner.permits.available_permits()).finish()
     }
 }
 

@@ -252,18 +252,13 @@ fn run_at(row: &impl PositionalRow) -> std::result::Result<flow_run::Model, sea_
 /// The state of a [`with_state`] row; a run without a state (its LEFT JOIN found
 /// nothing) is `None`, told by the id alone.
 fn state_at(row: &impl PositionalRow) -> std::result::Result<Option<flow_run_state::Model>, sea_orm::TryGetError> {
-    let id: Option<Uuid> = row.at(state_offset() + flow_run_state::Column::Id as usize)?;
-    if id.is_none() {
-        return Ok(None);
-    }
-    state_columns_at(row).map(Some)
-}
-
-fn state_columns_at(row: &impl PositionalRow) -> std::result::Result<flow_run_state::Model, sea_orm::TryGetError> {
     use flow_run_state::Column as C;
     let base = state_offset();
-    Ok(flow_run_state::Model {
-        id: row.at(base + C::Id as usize)?,
+    let Some(id) = row.at(base + C::Id as usize)? else {
+        return Ok(None);
+    };
+    Ok(Some(flow_run_state::Model {
+        id,
         created: row.at(base + C::Created as usize)?,
         updated: row.at(base + C::Updated as usize)?,
         flow_run_id: row.at(base + C::FlowRunId as usize)?,
@@ -274,7 +269,7 @@ fn state_columns_at(row: &impl PositionalRow) -> std::result::Result<flow_run_st
         state_details: row.at(base + C::StateDetails as usize)?,
         data: row.at(base + C::Data as usize)?,
         result_artifact_id: row.at(base + C::ResultArtifactId as usize)?,
-    })
+    }))
 }
 
 /// `work_queue_id -> (work_pool_id, work_pool_name)`.
@@ -843,22 +838,32 @@ mod tests {
         }
     }
 
-    /// A migrated SQLite database in `dir`.
+    async fn create_flow(txn: &crate::DatabaseTransaction, now: DateTime) -> Uuid {
+        flows::create_or_read(txn, &FlowCreate { name: "f".into(), tags: vec![], labels: None }, now).await.unwrap().0.id
+    }
+
+    /// Queues a new run of `flow_id` with a first state of `state_type`; returns the state and
+    /// the run's bookkeeping for it.
+    fn push_run_in_state(writes: &mut RowWrites, run_id: Uuid, flow_id: Uuid, state_type: StateType, now: DateTime) -> (State, RunBookkeeping) {
+        let state = State::new(state_type, now);
+        let bookkeeping = RunBookkeeping { state_id: Some(state.id), state_type: Some(state_type), state_timestamp: Some(now), ..Default::default() };
+        push_insert(writes, &new_run(run_id, flow_id), &bookkeeping, &FlowRunPolicy::default(), now);
+        push_state(writes, run_id, &state, None, now);
+        (state, bookkeeping)
+    }
+
     #[tokio::test]
     async fn a_transition_reads_whether_the_proposed_timestamp_is_taken_and_writes_in_one_call() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = migrated_sqlite(&dir).await;
         let now = time::now();
         let txn = db.begin_write().await.unwrap();
-        let (flow, _) = flows::create_or_read(&txn, &FlowCreate { name: "f".into(), tags: vec![], labels: None }, now).await.unwrap();
+        let flow_id = create_flow(&txn, now).await;
 
         // The run and its first state, in one call.
         let run_id = Uuid::now_v7();
-        let state = State::new(StateType::Pending, now);
-        let bookkeeping = RunBookkeeping { state_id: Some(state.id), state_type: Some(StateType::Pending), state_timestamp: Some(now), ..Default::default() };
         let mut writes = RowWrites::on(&txn);
-        push_insert(&mut writes, &new_run(run_id, flow.id), &bookkeeping, &FlowRunPolicy::default(), now);
-        push_state(&mut writes, run_id, &state, None, now);
+        let (state, bookkeeping) = push_run_in_state(&mut writes, run_id, flow_id, StateType::Pending, now);
         writes.execute(&txn).await.unwrap();
 
         let (run, taken) = read_for_transition(&txn, Backend::Sqlite, run_id, state.timestamp, now).await.unwrap().expect("the run");
@@ -884,14 +889,11 @@ mod tests {
         let db = migrated_sqlite(&dir).await;
         let now = time::now();
         let txn = db.begin_write().await.unwrap();
-        let (flow, _) = flows::create_or_read(&txn, &FlowCreate { name: "f".into(), tags: vec![], labels: None }, now).await.unwrap();
+        let flow_id = create_flow(&txn, now).await;
         let (with, without) = (Uuid::now_v7(), Uuid::now_v7());
-        let state = State::new(StateType::Running, now);
-        let bookkeeping = RunBookkeeping { state_id: Some(state.id), state_type: Some(StateType::Running), state_timestamp: Some(now), ..Default::default() };
         let mut writes = RowWrites::on(&txn);
-        push_insert(&mut writes, &new_run(with, flow.id), &bookkeeping, &FlowRunPolicy::default(), now);
-        push_state(&mut writes, with, &state, None, now);
-        push_insert(&mut writes, &new_run(without, flow.id), &RunBookkeeping::default(), &FlowRunPolicy::default(), now);
+        push_run_in_state(&mut writes, with, flow_id, StateType::Running, now);
+        push_insert(&mut writes, &new_run(without, flow_id), &RunBookkeeping::default(), &FlowRunPolicy::default(), now);
         writes.execute(&txn).await.unwrap();
         txn.execute_unprepared(
             r#"UPDATE flow_run SET deployment_version = 'dv', work_queue_name = 'q', flow_version = 'fv', idempotency_key = 'k',

@@ -41,6 +41,13 @@ pub(crate) trait Decoded: Sized + Send + 'static {
     fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError>;
 }
 
+/// A row of three plain columns, in order.
+impl<A: Column + Send + 'static, B: Column + Send + 'static, C: Column + Send + 'static> Decoded for (A, B, C) {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError> {
+        Ok((row.at(0)?, row.at(1)?, row.at(2)?))
+    }
+}
+
 /// Every row of a SeaORM select (see [`all`]).
 pub(crate) async fn select_all<D: Decoded>(c: &impl ReadConnection, select: &impl QueryTrait) -> Result<Vec<D>> {
     all(c, select.build(c.get_database_backend())).await

@@ -21,7 +21,7 @@ use crate::convert;
 use crate::db::{Backend, ReadConnection};
 use crate::entity::{deployment, flow_run, work_pool, work_queue, worker};
 use crate::query;
-use crate::rows::{self, PositionalRow};
+use crate::rows;
 
 fn status_str(status: Option<WorkPoolStatus>) -> String {
     status.map(WorkPoolStatus::as_str).unwrap_or("").to_owned()
@@ -531,21 +531,7 @@ pub async fn scheduled_runs(c: &impl ReadConnection, backend: Backend, pool_id: 
         LIMIT {limit}"
     );
     let statement = Statement::from_sql_and_values(c.get_database_backend(), sql, values);
-    let picks: Vec<Pick> = rows::all(c, statement).await?;
-    Ok(picks.into_iter().map(|p| (p.pool_id, p.queue_id, p.run_id)).collect())
-}
-
-/// A row of [`scheduled_runs`].
-struct Pick {
-    pool_id: Uuid,
-    queue_id: Uuid,
-    run_id: Uuid,
-}
-
-impl rows::Decoded for Pick {
-    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
-        Ok(Pick { pool_id: row.at(0)?, queue_id: row.at(1)?, run_id: row.at(2)? })
-    }
+    rows::all(c, statement).await
 }
 
 /// `(queue name, pool id, pool name, pool type)` of a work queue, for event resources.
