@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 #[serde(default)]
 pub struct DatabaseMaintenanceOptions {
     pub enabled: bool,
-    /// How often the WAL is checkpointed into the database file.
+    /// How often the WAL is checkpointed into the database file. Once it has grown past
+    /// 1000 frames, the writer copies the last few between two transactions so that the
+    /// next one rewinds it (see `Database::checkpoint`); checking often keeps that small.
     pub checkpoint_seconds: f64,
     /// How often table sizes are checked; statistics are refreshed when a table has
     /// doubled (from 1000 rows on) since the last refresh, so plans follow growth quickly.
@@ -30,7 +32,7 @@ impl Default for DatabaseMaintenanceOptions {
     fn default() -> Self {
         DatabaseMaintenanceOptions {
             enabled: true,
-            checkpoint_seconds: 1.0,
+            checkpoint_seconds: 0.25,
             statistics_check_seconds: 2.0,
             statistics_seconds: 600.0,
             state_count_fold_seconds: 2.0,
@@ -52,7 +54,7 @@ impl DatabaseMaintenance {
         let db = self.core.db();
         let checkpoints =
             crate::run_periodically("database checkpoints", Duration::from_secs_f64(self.options.checkpoint_seconds.max(0.05)), shutdown.clone(), || async {
-                db.checkpoint().await.map_err(prefect_core::Error::from)
+                db.checkpoint().await.map(|_| ()).map_err(prefect_core::Error::from)
             });
         let analyzed: std::sync::Mutex<Option<(Vec<i64>, Instant)>> = std::sync::Mutex::new(None);
         let every = Duration::from_secs_f64(self.options.statistics_seconds.max(1.0));

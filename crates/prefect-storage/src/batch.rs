@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sea_orm::DatabaseTransaction;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Database, WriteConnection};
+use crate::db::{Checkpoint, Database, WriteConnection, wal_checkpoint};
 use crate::{Error, Result};
 
 /// The future a write job returns, borrowing the transaction it runs in.
@@ -103,11 +103,15 @@ pub enum Lane {
     Bulk,
 }
 
-/// The two queues of one writer loop.
+/// The two queues of one writer loop, and its requests for a checkpoint.
 struct WriterQueues {
     interactive: mpsc::Sender<Box<dyn Job>>,
     bulk: mpsc::Sender<Box<dyn Job>>,
+    checkpoints: mpsc::Sender<CheckpointRequest>,
 }
+
+/// Where a writer loop answers a checkpoint it ran between two transactions.
+type CheckpointRequest = oneshot::Sender<Result<Checkpoint>>;
 
 /// Queues for the writer loops of one database.
 #[derive(Clone)]
@@ -130,10 +134,22 @@ impl Writers {
         for _ in 0..count.max(1) {
             let (interactive, interactive_jobs) = mpsc::channel(QUEUE_DEPTH);
             let (bulk, bulk_jobs) = mpsc::channel(QUEUE_DEPTH);
-            queues.push(WriterQueues { interactive, bulk });
-            tokio::spawn(writer_loop(conn.clone(), interactive_jobs, bulk_jobs));
+            let (checkpoints, checkpoint_requests) = mpsc::channel(1);
+            queues.push(WriterQueues { interactive, bulk, checkpoints });
+            tokio::spawn(writer_loop(conn.clone(), interactive_jobs, bulk_jobs, checkpoint_requests));
         }
         Writers { queues: Arc::new(queues), next: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Has the first writer loop run a passive WAL checkpoint on its own connection
+    /// between two transactions (SQLite has one loop): its next transaction then
+    /// begins with the WAL fully copied back, which lets SQLite rewind it (see
+    /// [`Database::checkpoint`]).
+    pub(crate) async fn checkpoint_between_transactions(&self) -> Result<Checkpoint> {
+        let stopped = || Error::Unavailable("the database writer has stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        self.queues.first().ok_or_else(stopped)?.checkpoints.send(reply).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     fn queue(&self, lane: Lane, key: Option<u64>) -> &mpsc::Sender<Box<dyn Job>> {
@@ -181,21 +197,35 @@ impl Database {
     }
 }
 
-async fn writer_loop(db: WriteConnection, mut interactive: mpsc::Receiver<Box<dyn Job>>, mut bulk: mpsc::Receiver<Box<dyn Job>>) {
+async fn writer_loop(
+    db: WriteConnection,
+    mut interactive: mpsc::Receiver<Box<dyn Job>>,
+    mut bulk: mpsc::Receiver<Box<dyn Job>>,
+    mut checkpoints: mpsc::Receiver<CheckpointRequest>,
+) {
     let mut interactive_batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut bulk_batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BULK_BATCH);
     // After an interactive transaction, waiting bulk jobs go next, and the other way round.
     let mut bulk_next = false;
     loop {
+        // A requested checkpoint goes before the next transaction (it cannot run inside one).
         let lane = if bulk_next {
             tokio::select! {
                 biased;
+                Some(reply) = checkpoints.recv() => {
+                    let _ = reply.send(checkpoint_here(&db).await);
+                    continue;
+                },
                 _ = bulk.recv_many(&mut bulk_batch, MAX_BULK_BATCH) => Lane::Bulk,
                 _ = interactive.recv_many(&mut interactive_batch, MAX_BATCH) => Lane::Interactive,
             }
         } else {
             tokio::select! {
                 biased;
+                Some(reply) = checkpoints.recv() => {
+                    let _ = reply.send(checkpoint_here(&db).await);
+                    continue;
+                },
                 _ = interactive.recv_many(&mut interactive_batch, MAX_BATCH) => Lane::Interactive,
                 _ = bulk.recv_many(&mut bulk_batch, MAX_BULK_BATCH) => Lane::Bulk,
             }
@@ -216,6 +246,14 @@ async fn writer_loop(db: WriteConnection, mut interactive: mpsc::Receiver<Box<dy
         bulk_next = lane == Lane::Interactive;
         run_jobs(&db, batch).await;
     }
+}
+
+/// Runs a requested checkpoint on the writer's own connection (see [`Writers::checkpoint_between_transactions`]).
+async fn checkpoint_here(db: &WriteConnection) -> Result<Checkpoint> {
+    let started = std::time::Instant::now();
+    let done = wal_checkpoint(&db.conn).await;
+    tracing::debug!(milliseconds = started.elapsed().as_secs_f64() * 1000.0, ?done, "The writer copied the rest of the WAL back.");
+    done
 }
 
 /// Runs every job left in a closed queue.

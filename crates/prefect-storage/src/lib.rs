@@ -49,7 +49,7 @@ pub mod variables;
 pub mod work_pools;
 pub mod writes;
 
-pub use db::{Backend, Database, DatabaseOptions, ReadConnection, Reads};
+pub use db::{Backend, Checkpoint, Database, DatabaseOptions, ReadConnection, Reads};
 pub use error::{Error, Result};
 pub use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 pub use writes::RowWrites;
