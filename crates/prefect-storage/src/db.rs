@@ -287,8 +287,9 @@ impl Database {
                 // would put ten connections at 200 MB.
                 .pragma("cache_size", if read_only { "-4000" } else { "-16000" })
                 .pragma("temp_store", "memory")
-                // The maintenance service checkpoints every second from its own connection;
-                // writers only checkpoint themselves if it falls far behind (~40 MB of WAL).
+                // The maintenance service checkpoints from its own connection and has the
+                // writer rewind the WAL between transactions (`Database::checkpoint`); the
+                // writer's own checkpoint inside a commit is a backstop (~40 MB of WAL).
                 .pragma("wal_autocheckpoint", "10000")
                 .pragma("journal_size_limit", "67108864")
                 // ANALYZE samples at most this many rows per index: fast on any table size.
