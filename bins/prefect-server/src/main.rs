@@ -82,8 +82,13 @@ fn init_tracing(level: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts any thread.
+    memory::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut settings = Settings::load(cli.config.as_deref(), &env)?;

@@ -295,7 +295,8 @@ pub(crate) async fn transition_flow_run(
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
-    let state_id = validated.map(|v| v.id).or(after.state_id);
+    let before_state_id = after.state_id;
+    let state_id = validated.map(|v| v.id).or(before_state_id);
     let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
         flow_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
@@ -315,7 +316,15 @@ pub(crate) async fn transition_flow_run(
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
-            flow_runs::push_bookkeeping(&mut writes, after.id, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
+            let policy = (ctx.run.empirical_policy != before.empirical_policy).then_some(&ctx.run.empirical_policy);
+            flow_runs::push_bookkeeping_changes(
+                &mut writes,
+                after.id,
+                &bookkeeping_of(before_state_id, &before),
+                &bookkeeping_of(state_id, &ctx.run),
+                policy,
+                t.now,
+            );
         }
         apply_flow_run_data(&mut after, &ctx.run, t.now);
     }
@@ -400,7 +409,8 @@ pub(crate) async fn transition_task_run(
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
-    let state_id = validated.map(|v| v.id).or(after.state_id);
+    let before_state_id = after.state_id;
+    let state_id = validated.map(|v| v.id).or(before_state_id);
     let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
         task_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
@@ -420,7 +430,13 @@ pub(crate) async fn transition_task_run(
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
-            task_runs::push_bookkeeping(&mut writes, after.id, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
+            task_runs::push_bookkeeping_changes(
+                &mut writes,
+                after.id,
+                (&bookkeeping_of(before_state_id, &before), before.flow_run_run_count),
+                (&bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count),
+                t.now,
+            );
         }
         apply_task_run_data(&mut after, &ctx.run, t.now);
     }

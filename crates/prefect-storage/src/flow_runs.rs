@@ -82,6 +82,36 @@ fn bookkeeping_columns(b: &RunBookkeeping) -> flow_run::ActiveModel {
     }
 }
 
+/// `after`'s value if it differs from `before`'s, else unset: an UPDATE then leaves the
+/// column alone. On SQLite, assigning an indexed column rewrites its index entries even
+/// when the value is the same, and `flow_run` carries many such indexes (a Running
+/// transition assigned to nine of them, four never change after creation).
+pub(crate) fn changed<V>(before: &V, after: &V) -> sea_orm::ActiveValue<V>
+where
+    V: Into<sea_orm::Value> + PartialEq + Clone,
+{
+    if before == after { NotSet } else { Set(after.clone()) }
+}
+
+/// The columns orchestration maintains whose value differs between `before` (the row
+/// as the transaction read it) and `after`; every other column unset.
+fn changed_bookkeeping_columns(before: &RunBookkeeping, after: &RunBookkeeping) -> flow_run::ActiveModel {
+    let state_type = |b: &RunBookkeeping| b.state_type.map(|t| t.as_str().to_owned());
+    flow_run::ActiveModel {
+        state_id: changed(&before.state_id, &after.state_id),
+        state_type: changed(&state_type(before), &state_type(after)),
+        state_name: changed(&before.state_name, &after.state_name),
+        state_timestamp: changed(&before.state_timestamp, &after.state_timestamp),
+        run_count: changed(&before.run_count, &after.run_count),
+        start_time: changed(&before.start_time, &after.start_time),
+        end_time: changed(&before.end_time, &after.end_time),
+        total_run_time: changed(&before.total_run_time, &after.total_run_time),
+        expected_start_time: changed(&before.expected_start_time, &after.expected_start_time),
+        next_scheduled_start_time: changed(&before.next_scheduled_start_time, &after.next_scheduled_start_time),
+        ..Default::default()
+    }
+}
+
 /// Inserts a flow run with the bookkeeping and empirical policy its first transition
 /// decided, so a creation writes the row once instead of inserting and then updating it.
 pub async fn insert(c: &impl ConnectionTrait, run: &NewFlowRun, b: &RunBookkeeping, empirical_policy: &FlowRunPolicy, now: DateTime) -> Result<()> {
@@ -580,6 +610,25 @@ pub fn push_bookkeeping(writes: &mut RowWrites, id: Uuid, b: &RunBookkeeping, em
     writes.update_one(&flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)), "Flow run");
 }
 
+/// What a transition changed in a run's bookkeeping, as one of several writes sent
+/// together: only the columns that differ from `before`, which must be the row as the
+/// same transaction read it (locked on PostgreSQL), and the empirical policy if given.
+pub fn push_bookkeeping_changes(
+    writes: &mut RowWrites,
+    id: Uuid,
+    before: &RunBookkeeping,
+    after: &RunBookkeeping,
+    empirical_policy: Option<&FlowRunPolicy>,
+    now: DateTime,
+) {
+    let model = flow_run::ActiveModel {
+        updated: Set(now),
+        empirical_policy: empirical_policy.map_or(NotSet, |p| Set(TypedJson(p.clone()))),
+        ..changed_bookkeeping_columns(before, after)
+    };
+    writes.update_one(&flow_run::Entity::update_many().set(model).filter(flow_run::Column::Id.eq(id)), "Flow run");
+}
+
 pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
     Ok(flow_run::Entity::delete_by_id(id).exec(c).await?.rows_affected > 0)
 }
@@ -878,6 +927,75 @@ mod tests {
         let mut writes = RowWrites::on(&txn);
         push_state(&mut writes, run_id, &State::new(StateType::Running, now + TimeDelta::seconds(1)), None, now);
         push_bookkeeping(&mut writes, Uuid::now_v7(), &bookkeeping, &FlowRunPolicy::default(), now);
+        assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
+    }
+
+    #[tokio::test]
+    async fn a_transition_assigns_only_the_bookkeeping_columns_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let now = time::now();
+        let txn = db.begin_write().await.unwrap();
+        let flow_id = create_flow(&txn, now).await;
+        let run_id = Uuid::now_v7();
+        let pending = State::new(StateType::Pending, now);
+        let before = RunBookkeeping {
+            state_id: Some(pending.id),
+            state_type: Some(StateType::Pending),
+            state_name: Some("Pending".into()),
+            state_timestamp: Some(now),
+            expected_start_time: Some(now),
+            ..Default::default()
+        };
+        let mut writes = RowWrites::on(&txn);
+        push_insert(&mut writes, &new_run(run_id, flow_id), &before, &FlowRunPolicy::default(), now);
+        push_state(&mut writes, run_id, &pending, None, now);
+        writes.execute(&txn).await.unwrap();
+
+        let later = now + TimeDelta::seconds(1);
+        let running = State::new(StateType::Running, later);
+        let after = RunBookkeeping {
+            state_id: Some(running.id),
+            state_type: Some(StateType::Running),
+            state_name: Some("Running".into()),
+            state_timestamp: Some(later),
+            run_count: 1,
+            start_time: Some(later),
+            ..before.clone()
+        };
+        let mut writes = RowWrites::on(&txn);
+        push_state(&mut writes, run_id, &running, None, later);
+        push_bookkeeping_changes(&mut writes, run_id, &before, &after, None, later);
+        let update = writes.sql()[1].to_owned();
+        for assigned in ["\"updated\"", "\"state_id\"", "\"state_type\"", "\"state_name\"", "\"state_timestamp\"", "\"run_count\"", "\"start_time\""] {
+            assert!(update.contains(assigned), "{assigned} is assigned: {update}");
+        }
+        for untouched in ["expected_start_time", "next_scheduled_start_time", "end_time", "total_run_time", "empirical_policy"] {
+            assert!(!update.contains(untouched), "{untouched} is left alone: {update}");
+        }
+        writes.execute(&txn).await.unwrap();
+
+        let run = read(&txn, run_id, later).await.unwrap().expect("the run");
+        assert_eq!((run.state_id, run.state_type, run.run_count), (Some(running.id), Some(StateType::Running), 1));
+        assert_eq!((run.start_time, run.expected_start_time, run.end_time), (Some(later), Some(now), None));
+        // The state counts follow state_type, which was assigned.
+        let counts = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT (SELECT n FROM flow_run_state_count WHERE state_type = 'PENDING'), (SELECT n FROM flow_run_state_count WHERE state_type = 'RUNNING')",
+            ))
+            .await
+            .unwrap()
+            .map(|r| (r.try_get_by_index::<i64>(0).unwrap(), r.try_get_by_index::<i64>(1).unwrap()));
+        assert_eq!(counts, Some((0, 1)), "(Pending, Running)");
+
+        // Nothing changed: only `updated` is assigned, and the run is still found.
+        let mut writes = RowWrites::on(&txn);
+        push_bookkeeping_changes(&mut writes, run_id, &after, &after, None, later);
+        assert_eq!(writes.sql()[0].matches(" = ").count(), 2, "updated, and the id: {}", writes.sql()[0]);
+        writes.execute(&txn).await.unwrap();
+        let mut writes = RowWrites::on(&txn);
+        push_bookkeeping_changes(&mut writes, Uuid::now_v7(), &after, &after, None, later);
         assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
     }
 

@@ -17,7 +17,7 @@ use crate::Result;
 use crate::convert;
 use crate::db::{Backend, ReadConnection};
 use crate::entity::{TypedJson, flow_run, task_run, task_run_state, task_run_state_cache};
-use crate::flow_runs::RunBookkeeping;
+use crate::flow_runs::{RunBookkeeping, changed};
 use crate::query;
 use crate::rows::{self, PositionalRow};
 use crate::writes::RowWrites;
@@ -291,6 +291,30 @@ pub async fn update_name(c: &impl ConnectionTrait, id: Uuid, name: &str, now: Da
 
 pub async fn delete(c: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
     Ok(task_run::Entity::delete_by_id(id).exec(c).await?.rows_affected > 0)
+}
+
+/// What a transition changed in a task run's bookkeeping, as one of several writes sent
+/// together: only the columns that differ from `before`, which must be the row as the
+/// same transaction read it (see [`crate::flow_runs::push_bookkeeping_changes`]).
+pub fn push_bookkeeping_changes(writes: &mut RowWrites, id: Uuid, before: (&RunBookkeeping, i64), after: (&RunBookkeeping, i64), now: DateTime) {
+    let ((b, b_count), (a, a_count)) = (before, after);
+    let state_type = |r: &RunBookkeeping| r.state_type.map(|t| t.as_str().to_owned());
+    let model = task_run::ActiveModel {
+        updated: Set(now),
+        state_id: changed(&b.state_id, &a.state_id),
+        state_type: changed(&state_type(b), &state_type(a)),
+        state_name: changed(&b.state_name, &a.state_name),
+        state_timestamp: changed(&b.state_timestamp, &a.state_timestamp),
+        run_count: changed(&b.run_count, &a.run_count),
+        flow_run_run_count: changed(&b_count, &a_count),
+        start_time: changed(&b.start_time, &a.start_time),
+        end_time: changed(&b.end_time, &a.end_time),
+        total_run_time: changed(&b.total_run_time, &a.total_run_time),
+        expected_start_time: changed(&b.expected_start_time, &a.expected_start_time),
+        next_scheduled_start_time: changed(&b.next_scheduled_start_time, &a.next_scheduled_start_time),
+        ..Default::default()
+    };
+    writes.update_one(&task_run::Entity::update_many().set(model).filter(task_run::Column::Id.eq(id)), "Task run");
 }
 
 /// Writes orchestration-owned columns back after a transition.

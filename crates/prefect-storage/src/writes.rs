@@ -47,6 +47,12 @@ impl RowWrites {
         self.statements.push(query.build(self.backend));
     }
 
+    /// The SQL of each statement, in order.
+    #[cfg(test)]
+    pub(crate) fn sql(&self) -> Vec<&str> {
+        self.statements.iter().map(|s| s.sql.as_str()).collect()
+    }
+
     /// Runs the statements in order on `c` (inside the caller's transaction).
     pub async fn execute(self, c: &impl ConnectionTrait) -> Result<()> {
         let mut expected = self.statements.len() as u64;
