@@ -200,7 +200,7 @@ async fn cancelling_a_run_stops_the_flow_a_worker_started() {
     let app = spawn_app().await;
     let tag = tag();
     let (summary, stderr) = run_script(&app, "e2e_cancel.py", &tag, &FAST_WORKER_POLLING).await;
-    let log = summary["worker_log"].as_str().unwrap_or_default();
+    let log = format!("worker {}:\n{}", summary["worker_exit"], summary["worker_log"].as_str().unwrap_or_default());
     assert_eq!(summary["final_state"], "CANCELLED", "{log}\n{stderr}");
     assert_eq!(summary["flow_process_alive"], false, "the worker killed the flow's process: {log}");
     let run_id = summary["flow_run_id"].as_str().unwrap().to_owned();

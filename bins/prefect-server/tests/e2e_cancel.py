@@ -82,6 +82,17 @@ if __name__ == "__main__":
             # The worker stops the process before it reports Cancelled.
             process_alive = alive(pid) if pid else None
         finally:
+            # SIGTERM makes the worker stop polling and wait for its flow processes. Its
+            # shutdown is the client's business, not what this test checks, and once it
+            # took over 30 s in CI with the run already Cancelled: then it is killed, and
+            # the summary says so (the assertions on the run and its process still decide).
             worker.terminate()
-            worker.wait(timeout=30)
-    print(json.dumps({"flow_run_id": str(run.id), "final_state": final, "flow_process_alive": process_alive, "worker_log": log.read_text()[-3000:]}))
+            try:
+                worker.wait(timeout=30)
+                worker_exit = "exited"
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+                worker_exit = "killed: still running 30 s after SIGTERM"
+    print(json.dumps({"flow_run_id": str(run.id), "final_state": final, "flow_process_alive": process_alive,
+                      "worker_exit": worker_exit, "worker_log": log.read_text()[-3000:]}))
