@@ -25,9 +25,10 @@ pub const ARENAS: i32 = 2;
 /// SQLite connection, blocking-pool threads for reads and trims), so most end up with an
 /// arena of their own; each arena keeps its own free fragments and its own high-water mark,
 /// and the process's peak becomes the sum of every thread's peak. Per-thread caches
-/// (tcache) still serve most small allocations without a lock. In the 30-minute mixed soak,
-/// two arenas gave a peak of 180 MiB and a flat footprint where the default had peaked at
-/// 215 MiB (see docs/performance.md).
+/// (tcache) still serve most small allocations without a lock. In two 30-minute mixed soaks
+/// on one afternoon, two arenas peaked at 180 MiB and stayed flat, glibc's default peaked at
+/// 219 MiB and grew 16 %; two arenas also cost 7–13 % of lifecycle throughput (see
+/// docs/performance.md, tenth session; `MALLOC_ARENA_MAX` chooses otherwise).
 pub fn limit_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;

@@ -85,7 +85,7 @@ fn bookkeeping_columns(b: &RunBookkeeping) -> flow_run::ActiveModel {
 /// `after`'s value if it differs from `before`'s, else unset: an UPDATE then leaves the
 /// column alone. On SQLite, assigning an indexed column rewrites its index entries even
 /// when the value is the same, and `flow_run` carries many such indexes (a Running
-/// transition assigned to nine of them, four never change after creation).
+/// transition assigned columns of nine of them, four for values it did not change).
 pub(crate) fn changed<V>(before: &V, after: &V) -> sea_orm::ActiveValue<V>
 where
     V: Into<sea_orm::Value> + PartialEq + Clone,
