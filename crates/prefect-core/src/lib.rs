@@ -169,6 +169,8 @@ struct Inner {
     relations: quick_cache::sync::Cache<uuid::Uuid, (std::time::Instant, events::FlowRunRelations)>,
     task_queues: TaskQueues,
     task_workers: TaskWorkers,
+    /// Log lines waiting to be written together (see [`logs::LogQueue`]).
+    logs: logs::LogQueue,
 }
 
 impl std::fmt::Debug for Inner {
@@ -186,7 +188,7 @@ impl Core {
         let (bus, receiver) = EventBus::new(settings.event_queue_capacity, EventLimits::default());
         let relations = quick_cache::sync::Cache::new(RELATIONS_CACHE_SIZE);
         let task_queues = TaskQueues::new(settings.task_scheduled_queue_size, settings.task_retry_queue_size);
-        let inner = Inner { db, bus, settings, relations, task_queues, task_workers: TaskWorkers::default() };
+        let inner = Inner { db, bus, settings, relations, task_queues, task_workers: TaskWorkers::default(), logs: logs::LogQueue::default() };
         (Core { inner: Arc::new(inner) }, receiver)
     }
 

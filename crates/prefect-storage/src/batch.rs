@@ -127,6 +127,11 @@ impl std::fmt::Debug for Writers {
 }
 
 impl Writers {
+    /// How many writer loops there are (transactions that can be written at once).
+    pub(crate) fn count(&self) -> usize {
+        self.queues.len()
+    }
+
     /// Starts `count` writer loops (one for SQLite, a few for PostgreSQL). They end
     /// when the last [`Database`] clone, and with it every queue sender, is dropped.
     pub(crate) fn start(conn: &WriteConnection, count: usize) -> Writers {

@@ -308,6 +308,11 @@ impl Database {
         &self.writers
     }
 
+    /// How many write transactions can run at once: one on SQLite, a few on PostgreSQL.
+    pub fn writer_count(&self) -> usize {
+        self.writers.count()
+    }
+
     /// Which engine this is.
     pub fn backend(&self) -> Backend {
         self.write.backend
