@@ -100,6 +100,15 @@ pub async fn read_type_by_slug(c: &impl ConnectionTrait, slug: &str) -> Result<O
     Ok(block_type::Entity::find().filter(block_type::Column::Slug.eq(slug)).one(c).await?.map(block_type_of))
 }
 
+/// Block types by slug.
+pub async fn read_types_by_slug(c: &impl ConnectionTrait, slugs: &[&str]) -> Result<HashMap<String, BlockType>> {
+    if slugs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = block_type::Entity::find().filter(block_type::Column::Slug.is_in(slugs.iter().copied())).all(c).await?;
+    Ok(rows.into_iter().map(|m| (m.slug.clone(), block_type_of(m))).collect())
+}
+
 /// Block types by id, for attaching to schemas and documents.
 pub async fn read_types(c: &impl ConnectionTrait, ids: &[Uuid]) -> Result<HashMap<Uuid, BlockType>> {
     if ids.is_empty() {
@@ -259,6 +268,21 @@ pub async fn read_schema_by_checksum(c: &impl ConnectionTrait, checksum: &str, v
         select = select.filter(block_schema::Column::Version.eq(version));
     }
     Ok(select.order_by(block_schema::Column::Created, Order::Desc).one(c).await?.map(schema_row))
+}
+
+/// The (checksum, version) pairs stored among schemas with one of `checksums`.
+pub async fn schema_versions(c: &impl ConnectionTrait, checksums: &[&str]) -> Result<HashSet<(String, String)>> {
+    if checksums.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<(String, String)> = block_schema::Entity::find()
+        .select_only()
+        .columns([block_schema::Column::Checksum, block_schema::Column::Version])
+        .filter(block_schema::Column::Checksum.is_in(checksums.iter().copied()))
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Schemas matching the filter, newest first.

@@ -45,6 +45,37 @@ async fn system_block_types_are_registered_on_start() {
     assert_eq!(app.delete(&format!("block_schemas/{}", schemas[0]["id"].as_str().unwrap())).await.0, 403);
 }
 
+/// Registering again writes nothing while every shipped type and schema is stored as shipped,
+/// and restores whatever differs.
+#[tokio::test]
+async fn system_block_types_register_again_only_what_differs() {
+    use prefect_storage::ConnectionTrait;
+    let app = spawn_app().await;
+    let (_, secret) = app.get("block_types/slug/secret").await;
+    assert_eq!(app.post("block_types/install_system_block_types", json!({})).await.0, 200);
+    let (_, unchanged) = app.get("block_types/slug/secret").await;
+    assert_eq!(unchanged["updated"], secret["updated"], "nothing was written");
+
+    let db = app.core.db();
+    let txn = db.begin_write().await.unwrap();
+    for sql in [
+        "UPDATE block_type SET description = 'changed' WHERE slug = 'secret'",
+        "DELETE FROM block_schema WHERE block_type_id IN (SELECT id FROM block_type WHERE slug = 'webhook')",
+    ] {
+        txn.execute_unprepared(sql).await.unwrap();
+    }
+    prefect_storage::commit(txn).await.unwrap();
+    let (_, webhook) = app.get("block_types/slug/webhook").await;
+    let webhook_schemas = || app.post("block_schemas/filter", json!({"block_schemas": {"block_type_id": {"any_": [webhook["id"]]}}}));
+    assert_eq!(webhook_schemas().await.1.as_array().unwrap().len(), 0);
+
+    assert_eq!(app.post("block_types/install_system_block_types", json!({})).await.0, 200);
+    let (_, restored) = app.get("block_types/slug/secret").await;
+    assert_eq!(restored["description"], secret["description"]);
+    assert_ne!(restored["updated"], secret["updated"]);
+    assert_eq!(webhook_schemas().await.1.as_array().unwrap().len(), 1, "the deleted schema is registered again");
+}
+
 #[tokio::test]
 async fn block_types_create_read_update_filter_delete() {
     let app = spawn_app().await;

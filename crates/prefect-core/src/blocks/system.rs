@@ -55,10 +55,17 @@ impl Core {
     /// All of them go in one transaction: one commit (on PostgreSQL, one WAL flush) instead
     /// of one per type, on the way from start to healthy. Instances starting together
     /// upsert in the same order, so they queue on each other's rows rather than deadlock.
+    ///
+    /// On a restart everything is usually in place already: two reads confirm it and the
+    /// write transaction (about 120 statements) is skipped.
     pub async fn install_system_block_types(&self) -> Result<()> {
+        let shipped = system_blocks()?.block_types;
+        if self.system_block_types_current(&shipped).await? {
+            return Ok(());
+        }
         let now = time::now();
         let txn = self.db().begin_write().await?;
-        for shipped in system_blocks()?.block_types {
+        for shipped in shipped {
             let create = BlockTypeCreate {
                 name: shipped.name,
                 slug: shipped.slug,
@@ -78,6 +85,34 @@ impl Core {
         }
         prefect_storage::commit(txn).await?;
         Ok(())
+    }
+}
+
+impl Core {
+    /// Whether registering `shipped` would change nothing but `updated` timestamps: every
+    /// type is stored with the same fields, and every type's schema (checksum and version)
+    /// is stored. A deleted schema or type, or a binary shipping different data, registers again.
+    async fn system_block_types_current(&self, shipped: &[SystemBlockType]) -> Result<bool> {
+        let reader = self.db().reader();
+        let slugs: Vec<&str> = shipped.iter().map(|t| t.slug.as_str()).collect();
+        let stored = blocks::read_types_by_slug(reader, &slugs).await?;
+        let types_current = shipped.iter().all(|t| {
+            stored.get(&t.slug).is_some_and(|s| {
+                s.name == t.name
+                    && s.logo_url == t.logo_url
+                    && s.documentation_url == t.documentation_url
+                    && s.description == t.description
+                    && s.code_example == t.code_example
+                    && s.is_protected == t.is_protected
+            })
+        });
+        if !types_current {
+            return Ok(false);
+        }
+        // A top-level schema's checksum is that of its fields as shipped (see `create_schema_tree`).
+        let checksums: Vec<String> = shipped.iter().map(|t| super::checksum::checksum(&t.schema.fields)).collect();
+        let stored = blocks::schema_versions(reader, &checksums.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+        Ok(shipped.iter().zip(&checksums).all(|(t, checksum)| stored.contains(&(checksum.clone(), t.schema.version.clone()))))
     }
 }
 
