@@ -50,7 +50,9 @@ impl LogQueue {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The requests the next flush writes: at least one, then more while they fit.
+    /// The requests the next flush writes: at least one, then more while they fit. When
+    /// none is queued, the calling flush ends: its slot is given back under the same lock,
+    /// so a request queued right after starts a new flush.
     fn take(&self) -> Vec<PendingLogs> {
         let mut state = self.locked();
         let mut taken = Vec::new();
@@ -71,12 +73,16 @@ impl LogQueue {
 
 /// Gives a flush's slot back if the flush ends without emptying the queue (a panic):
 /// the next request then starts another.
-struct FlushSlot<'a>(&'a LogQueue, bool);
+struct FlushSlot<'a> {
+    queue: &'a LogQueue,
+    /// Still counted in `flushes` (`take` has not given it back).
+    held: bool,
+}
 
 impl Drop for FlushSlot<'_> {
     fn drop(&mut self) {
-        if self.1 {
-            self.0.locked().flushes -= 1;
+        if self.held {
+            self.queue.locked().flushes -= 1;
         }
     }
 }
@@ -108,12 +114,12 @@ impl Core {
     /// Writes queued log lines until the queue is empty.
     async fn flush_logs(self) {
         let queue = &self.inner.logs;
-        let mut slot = FlushSlot(queue, true);
+        let mut slot = FlushSlot { queue, held: true };
         loop {
             let taken = queue.take();
             if taken.is_empty() {
                 // `take` gave the slot back under the same lock that saw the queue empty.
-                slot.1 = false;
+                slot.held = false;
                 return;
             }
             self.write_logs(taken).await;

@@ -109,7 +109,7 @@ impl Core {
         if !types_current {
             return Ok(false);
         }
-        // A top-level schema's checksum is that of its fields as shipped (see `create_schema_tree`).
+        // A top-level schema's checksum is that of its fields as given, as `create_block_schema` also assumes.
         let checksums: Vec<String> = shipped.iter().map(|t| super::checksum::checksum(&t.schema.fields)).collect();
         let stored = blocks::schema_versions(reader, &checksums.iter().map(String::as_str).collect::<Vec<_>>()).await?;
         Ok(shipped.iter().zip(&checksums).all(|(t, checksum)| stored.contains(&(checksum.clone(), t.schema.version.clone()))))
