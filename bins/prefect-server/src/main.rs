@@ -15,7 +15,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prefect_api::{ApiState, app};
 use prefect_core::Core;
-use prefect_services::{CancellationCleanup, DatabaseMaintenance, DbVacuum, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler};
+use prefect_services::{
+    CancellationCleanup, DatabaseMaintenance, DbVacuum, EventPipeline, Foreman, LateRuns, PauseExpirations, Repossessor, Scheduler, Triggers,
+};
 use prefect_storage::Database;
 use settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -135,6 +137,9 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
+/// Event batches the triggers service may fall behind by before the pipeline waits for it.
+const TRIGGER_FEED_BATCHES: usize = 16;
+
 async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
     let db = Database::connect(&settings.database.connection).await.context("connecting to the database")?;
     if settings.database.migrate_on_start {
@@ -155,7 +160,13 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
         // One writer: concurrent batches would only queue for it.
         pipeline_options.persist_concurrency = 1;
     }
-    tasks.push(tokio::spawn(EventPipeline::new(pipeline_options, core.clone(), events).run(shutdown.clone())));
+    let mut pipeline = EventPipeline::new(pipeline_options, core.clone(), events);
+    if services && settings.services.triggers.enabled {
+        let (feed, batches) = prefect_services::triggers::feed(TRIGGER_FEED_BATCHES);
+        pipeline = pipeline.with_triggers(feed);
+        tasks.push(tokio::spawn(Triggers::new(settings.services.triggers.clone(), core.clone(), batches).run(shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(pipeline.run(shutdown.clone())));
     if settings.services.database_maintenance.enabled {
         let maintenance = DatabaseMaintenance::new(settings.services.database_maintenance.clone(), core.clone());
         tasks.push(tokio::spawn(maintenance.run(shutdown.clone())));

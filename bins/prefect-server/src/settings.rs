@@ -179,6 +179,8 @@ const ENV_TABLE: &[(&str, &str)] = &[
     ("PREFECT_SERVER_SERVICES_FOREMAN_ENABLED", "services.foreman.enabled"),
     ("PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS", "services.foreman.loop_seconds"),
     ("PREFECT_SERVER_SERVICES_FOREMAN_WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", "services.foreman.work_queue_last_polled_timeout_seconds"),
+    ("PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED", "services.triggers.enabled"),
+    ("PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY", "services.triggers.proactive_granularity_seconds"),
     ("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "services.scheduler.enabled"),
     ("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "services.scheduler.loop_seconds"),
     ("PREFECT_SERVER_SERVICES_SCHEDULER_DEPLOYMENT_BATCH_SIZE", "services.scheduler.deployment_batch_size"),

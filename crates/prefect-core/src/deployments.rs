@@ -90,7 +90,13 @@ async fn ensure_agent_queue(c: &impl ConnectionTrait, name: &str, now: DateTime)
 
 async fn hydration_context(c: &impl ConnectionTrait) -> Result<HydrationContext> {
     let workspace_variables: HashMap<String, Value> = variables::all_values(c).await?.into_iter().collect();
-    Ok(HydrationContext { workspace_variables, render_workspace_variables: true, render_jinja: true, raise_on_error: true })
+    Ok(HydrationContext {
+        workspace_variables,
+        render_workspace_variables: true,
+        render_jinja: true,
+        raise_on_error: true,
+        jinja_context: Value::Object(Default::default()),
+    })
 }
 
 /// First violation of `parameters` against `schema`, in Prefect's words.

@@ -21,6 +21,8 @@
 
 mod admin;
 mod artifacts;
+pub mod automation_actions;
+mod automations;
 pub mod blocks;
 mod cancellation;
 mod concurrency;
@@ -34,6 +36,7 @@ mod job_variables;
 mod late_runs;
 mod logs;
 mod orchestrate;
+mod outbound;
 mod pause;
 mod recorder;
 mod saved_searches;
@@ -171,6 +174,8 @@ struct Inner {
     task_workers: TaskWorkers,
     /// Log lines waiting to be written together (see [`logs::LogQueue`]).
     logs: logs::LogQueue,
+    /// Bumped whenever this server changes an automation, so the triggers service reloads.
+    automations_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -188,7 +193,16 @@ impl Core {
         let (bus, receiver) = EventBus::new(settings.event_queue_capacity, EventLimits::default());
         let relations = quick_cache::sync::Cache::new(RELATIONS_CACHE_SIZE);
         let task_queues = TaskQueues::new(settings.task_scheduled_queue_size, settings.task_retry_queue_size);
-        let inner = Inner { db, bus, settings, relations, task_queues, task_workers: TaskWorkers::default(), logs: logs::LogQueue::default() };
+        let inner = Inner {
+            db,
+            bus,
+            settings,
+            relations,
+            task_queues,
+            task_workers: TaskWorkers::default(),
+            logs: logs::LogQueue::default(),
+            automations_version: tokio::sync::watch::Sender::new(0),
+        };
         (Core { inner: Arc::new(inner) }, receiver)
     }
 

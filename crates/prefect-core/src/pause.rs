@@ -40,7 +40,13 @@ impl Core {
         let mut hydrated_input = Map::new();
         if let Some(keyset) = &keyset {
             let workspace_variables: HashMap<String, Value> = variables::all_values(&txn).await?.into_iter().collect();
-            let ctx = HydrationContext { workspace_variables, render_workspace_variables: true, render_jinja: true, raise_on_error: true };
+            let ctx = HydrationContext {
+                workspace_variables,
+                render_workspace_variables: true,
+                render_jinja: true,
+                raise_on_error: true,
+                jinja_context: Value::Object(Default::default()),
+            };
             let input = Value::Object(run_input.clone().unwrap_or_default());
             let hydrated = match schema_tools::hydrate(&input, &ctx) {
                 Ok((Value::Object(map), _)) => map,

@@ -44,7 +44,13 @@ impl Core {
         let schema = schema_tools::preprocess_schema(schema);
         schema_tools::check_schema(&schema)?;
         let workspace_variables: HashMap<String, Value> = variables::all_values(self.db().reader()).await?.into_iter().collect();
-        let ctx = HydrationContext { workspace_variables, render_workspace_variables: true, render_jinja: false, raise_on_error: false };
+        let ctx = HydrationContext {
+            workspace_variables,
+            render_workspace_variables: true,
+            render_jinja: false,
+            raise_on_error: false,
+            jinja_context: Value::Object(Default::default()),
+        };
         let (hydrated, placeholders) = schema_tools::hydrate(values, &ctx).map_err(|e| Error::unprocessable(e.to_string()))?;
         let violations = schema_tools::validate(&hydrated, &schema, &placeholders)?;
         Ok(schema_tools::error_object(&violations))

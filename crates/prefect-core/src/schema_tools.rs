@@ -20,6 +20,8 @@ pub struct HydrationContext {
     pub render_jinja: bool,
     /// Fail on the first bad placeholder instead of leaving an error placeholder behind.
     pub raise_on_error: bool,
+    /// What `jinja` placeholders see when rendered (an automation's `event`, `automation`...).
+    pub jinja_context: Value,
 }
 
 /// A placeholder hydration could not (or was told not to) resolve, and where it is.
@@ -139,7 +141,7 @@ fn handle(map: &Map<String, Value>, ctx: &HydrationContext, path: &mut Vec<PathS
                         return fail(ctx, format!("Invalid jinja: {}", e.message));
                     }
                     if ctx.render_jinja {
-                        match templates::render_user_template(&template, &Value::Object(Map::new())) {
+                        match templates::render_user_template(&template, &ctx.jinja_context) {
                             Ok(rendered) => Ok(Hydrated::Value(Value::String(rendered))),
                             Err(e) => fail(ctx, format!("Invalid jinja: {}", e.message)),
                         }

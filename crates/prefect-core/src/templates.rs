@@ -17,7 +17,10 @@ pub struct TemplateError {
 }
 
 fn environment() -> minijinja::Environment<'static> {
-    minijinja::Environment::new()
+    let mut env = minijinja::Environment::new();
+    // As Prefect's ChainableUndefined: `{{ flow_run.state.name }}` renders empty when there is no run.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env
 }
 
 /// Checks syntax and Prefect's loop limits.

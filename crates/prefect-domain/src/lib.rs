@@ -23,6 +23,7 @@
 //! ```
 
 pub mod artifact;
+pub mod automation;
 pub mod block;
 pub mod concurrency;
 pub mod deployment;

@@ -1,7 +1,7 @@
 //! The event pipeline: drains the event bus in batches, persists events
 //! (the event persister), records task runs from client task-run events (the
 //! task run recorder), then fans events out to live subscribers (the
-//! distributor).
+//! distributor) and to the automation triggers.
 //!
 //! Nothing accepted is dropped: a batch that cannot be written is retried with
 //! backoff while producers wait on the bounded bus.
@@ -49,12 +49,20 @@ pub struct EventPipeline {
     core: Core,
     recorder: TaskRunRecorder,
     receiver: EventReceiver,
+    /// Where processed batches go for automation triggers, when that service runs.
+    triggers: Option<tokio::sync::mpsc::Sender<crate::triggers::EventBatch>>,
 }
 
 impl EventPipeline {
     pub fn new(options: EventPipelineOptions, core: Core, receiver: EventReceiver) -> Self {
         let recorder = TaskRunRecorder::new(core.clone());
-        EventPipeline { options, core, recorder, receiver }
+        EventPipeline { options, core, recorder, receiver, triggers: None }
+    }
+
+    /// Also hands every processed batch to the triggers service (waiting when it is behind).
+    pub fn with_triggers(mut self, feed: tokio::sync::mpsc::Sender<crate::triggers::EventBatch>) -> Self {
+        self.triggers = Some(feed);
+        self
     }
 
     /// Processes events until shutdown, then drains what is already queued.
@@ -137,6 +145,10 @@ impl EventPipeline {
             for event in batch.iter() {
                 self.core.events().broadcast(event.clone());
             }
+        }
+        if let Some(triggers) = &self.triggers {
+            // A stopped triggers service only means automations are off.
+            let _ = triggers.send(batch).await;
         }
     }
 }

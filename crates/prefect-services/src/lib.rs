@@ -16,6 +16,7 @@ pub mod late_runs;
 pub mod pause_expirations;
 pub mod repossessor;
 pub mod scheduler;
+pub mod triggers;
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use repossessor::{Repossessor, RepossessorOptions};
 pub use scheduler::{Scheduler, SchedulerOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+pub use triggers::{Triggers, TriggersOptions};
 
 /// Options of every service, as configured by the server.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -45,6 +47,7 @@ pub struct ServicesOptions {
     pub cancellation_cleanup: CancellationCleanupOptions,
     pub foreman: ForemanOptions,
     pub scheduler: SchedulerOptions,
+    pub triggers: TriggersOptions,
 }
 
 /// A settings value in (fractional) seconds as a duration, to the millisecond.

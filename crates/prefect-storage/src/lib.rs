@@ -19,6 +19,7 @@
 //! ```
 
 pub mod artifacts;
+pub mod automations;
 pub mod batch;
 pub mod blocks;
 mod bulk;

@@ -6,6 +6,7 @@
 //! are JSON operations and so differ per backend: `@>` on PostgreSQL's JSONB,
 //! `json_each` on SQLite.
 
+use prefect_domain::automation::AutomationFilter;
 use prefect_domain::filters::{
     ArtifactFilter, BoolFilter, CreatedByFilter, DateTimeFilter, DeploymentFilter, FlowFilter, FlowRunFilter, IdFilter, IntFilter, LogFilter, NullableIdFilter,
     Operator, RunFilters, StateFilter, StringFilter, TagsFilter, TaskRunFilter, WorkPoolFilter, WorkQueueFilter,
@@ -16,7 +17,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Value};
 
 use crate::db::Backend;
-use crate::entity::{artifact, deployment, flow, flow_run, log, task_run, variable, work_pool, work_queue};
+use crate::entity::{artifact, automation, deployment, flow, flow_run, log, task_run, variable, work_pool, work_queue};
 
 pub(crate) fn combine(operator: Operator, conditions: Vec<Condition>) -> Condition {
     let mut out = match operator {
@@ -638,6 +639,25 @@ pub fn variable_condition(backend: Backend, f: &VariableFilter) -> Condition {
     if let Some(tags) = &f.tags {
         let tags = TagsFilter { operator: tags.operator, all_: tags.all_.clone(), any_: None, is_null_: tags.is_null_ };
         out.push(tags_condition(backend, "variable", "tags", &tags));
+    }
+    combine(f.operator, out)
+}
+
+/// Conditions on `automation` rows.
+pub fn automation_condition(backend: Backend, f: &AutomationFilter) -> Condition {
+    use automation::Column as C;
+    let mut out = Vec::new();
+    if let Some(ids) = f.id.as_ref().and_then(|id| id.any_.as_ref()) {
+        out.push(expr(C::Id.into_expr().is_in(ids.iter().copied())));
+    }
+    if let Some(names) = f.name.as_ref().and_then(|name| name.any_.as_ref()) {
+        out.push(expr(C::Name.into_expr().is_in(names.iter().cloned())));
+    }
+    if let Some(before) = f.created.as_ref().and_then(|created| created.before_) {
+        out.push(expr(C::Created.into_expr().lte(before)));
+    }
+    if let Some(tags) = &f.tags {
+        out.push(tags_condition(backend, "automation", "tags", tags));
     }
     combine(f.operator, out)
 }

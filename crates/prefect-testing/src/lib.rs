@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use prefect_api::{ApiSettings, ApiState};
 use prefect_core::{Core, CoreSettings};
-use prefect_services::{EventPipeline, EventPipelineOptions};
+use prefect_services::{EventPipeline, EventPipelineOptions, Triggers, TriggersOptions};
 use prefect_storage::{Backend, Database, DatabaseOptions};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -125,14 +125,21 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server with the given settings.
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     init_logging();
+    // reqwest is built with TLS but no crypto provider of its own (prefect-core's webhooks
+    // bring ring); the test client needs the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = Arc::new(TestDb::new().await);
     let (core, events) = Core::new(db.db.clone(), options.core.clone());
     // The real server registers the block types it ships on start.
     core.install_system_block_types().await.expect("register the system block types");
     let shutdown = CancellationToken::new();
     if !options.without_event_pipeline {
-        let pipeline = EventPipeline::new(EventPipelineOptions { flush_interval_ms: 5, ..Default::default() }, core.clone(), events);
+        let (feed, batches) = prefect_services::triggers::feed(64);
+        let pipeline = EventPipeline::new(EventPipelineOptions { flush_interval_ms: 5, ..Default::default() }, core.clone(), events).with_triggers(feed);
         tokio::spawn(pipeline.run(shutdown.clone()));
+        // Proactive triggers are checked every second here (5 s in the server) so tests stay short.
+        let triggers = TriggersOptions { proactive_granularity_seconds: 1.0, ..Default::default() };
+        tokio::spawn(Triggers::new(triggers, core.clone(), batches).run(shutdown.clone()));
     }
     let state = ApiState::new(core.clone(), options.api.clone());
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");

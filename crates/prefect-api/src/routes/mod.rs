@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod automations;
 pub mod blocks;
 pub mod concurrency_limits;
 pub mod concurrency_limits_v2;

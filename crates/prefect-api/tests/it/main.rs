@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod artifacts;
+mod automations;
 mod blocks;
 mod cancellation;
 mod concurrency;
