@@ -88,7 +88,11 @@ impl ResponseError for ApiError {
             ApiError::Core(C::Invalid { field: Some(field), message }) => validation_body(
                 vec![ValidationDetail {
                     kind: "value_error".to_owned(),
-                    loc: std::iter::once("body").chain(field.split('.').filter(|s| !s.is_empty())).map(|s| Value::String(s.to_owned())).collect(),
+                    // List positions are numbers in pydantic's locations (`["body", "actions", 0]`).
+                    loc: std::iter::once("body")
+                        .chain(field.split('.').filter(|s| !s.is_empty()))
+                        .map(|s| s.parse::<u64>().map_or_else(|_| Value::String(s.to_owned()), Value::from))
+                        .collect(),
                     msg: message.clone(),
                     input: Value::Null,
                 }],

@@ -88,11 +88,15 @@ async fn automations_are_created_read_listed_updated_and_deleted() {
     assert_eq!(app.put(&format!("automations/{automation_id}"), json!({"name": "x", "trigger": {"posture": "Reactive"}, "actions": []})).await.0, 404);
 }
 
+fn reactive_trigger() -> Value {
+    json!({"posture": "Reactive"})
+}
+
 #[tokio::test]
 async fn invalid_automations_are_refused_with_422() {
     let app = spawn_app().await;
     let with = |trigger: Value, actions: Value| json!({"name": unique("bad"), "trigger": trigger, "actions": actions});
-    let reactive = json!({"posture": "Reactive"});
+    let reactive = reactive_trigger();
     for body in [
         with(reactive.clone(), json!([{"type": "pause-deployment"}])),
         with(reactive.clone(), json!([{"type": "pause-work-pool", "source": "inferred", "work_pool_id": uuid::Uuid::new_v4()}])),
@@ -107,6 +111,9 @@ async fn invalid_automations_are_refused_with_422() {
         let (status, answer) = app.post("automations/", body.clone()).await;
         assert_eq!(status, 422, "{body} -> {answer}");
     }
+    let (_, answer) = app.post("automations/", with(reactive_trigger(), json!([{"type": "do-nothing"}, {"type": "resume-work-queue"}]))).await;
+    assert_eq!(answer["exception_detail"][0]["loc"], json!(["body", "actions", 1]));
+    assert_eq!(answer["exception_detail"][0]["msg"], "Value error, work_queue_id is required");
     let (_, count) = app.post("automations/count", json!({})).await;
     assert_eq!(count, 0);
 }
