@@ -5,10 +5,22 @@ use serde::{Deserialize, Serialize};
 macro_rules! sort_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? } default $default:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(#[serde(rename = $wire)] $variant,)+
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            /// `null` is the default order: the Python client sends `"sort": null` when the
+            /// caller does not choose one (`read_flow_runs()`, `read_deployments()`, ...).
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                match Option::<String>::deserialize(deserializer)?.as_deref() {
+                    None => Ok($name::$default),
+                    $(Some($wire) => Ok($name::$variant),)+
+                    Some(other) => Err(serde::de::Error::unknown_variant(other, &[$($wire),+])),
+                }
+            }
         }
 
         impl Default for $name {

@@ -318,3 +318,21 @@ async fn state_only_counts_agree_with_counting_rows() {
     set_state(&app, "flow_runs", &runs[6], "CANCELLED", true).await;
     check([4, 4, 4, 1, 0, 4, 3, 1], "after a change on folded counts").await;
 }
+
+#[tokio::test]
+async fn filter_bodies_the_python_client_sends_with_every_field_null_are_accepted() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let run = flow_run(&app, &flow_id, json!({})).await;
+    // `PrefectClient.read_flow_runs()` and friends with no arguments.
+    let everything_null = json!({"flows": null, "flow_runs": null, "task_runs": null, "deployments": null, "work_pools": null,
+                                 "work_pool_queues": null, "sort": null, "limit": null, "offset": 0});
+    let (status, runs) = app.post("flow_runs/filter", everything_null.clone()).await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs[0]["id"], run["id"]);
+    for path in ["task_runs/filter", "flows/filter", "deployments/filter"] {
+        let (status, body) = app.post(path, everything_null.clone()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    assert_eq!(app.post("flow_runs/filter", json!({"sort": "SIDEWAYS"})).await.0, 422);
+}
