@@ -24,7 +24,7 @@ pub struct ArtifactFilterBody {
     pub sort: ArtifactSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 
@@ -38,7 +38,7 @@ pub struct ArtifactCollectionFilterBody {
     pub sort: ArtifactCollectionSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

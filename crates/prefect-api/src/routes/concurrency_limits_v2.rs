@@ -19,7 +19,7 @@ use crate::routes::{created, no_content, ok};
 pub struct PageBody {
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

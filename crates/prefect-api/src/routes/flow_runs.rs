@@ -28,7 +28,7 @@ pub struct FlowRunFilterBody {
     pub sort: FlowRunSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

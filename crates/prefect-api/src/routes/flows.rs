@@ -23,7 +23,7 @@ pub struct FlowFilterBody {
     pub sort: FlowSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

@@ -21,7 +21,7 @@ pub struct LogFilterBody {
     pub sort: LogSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 

@@ -30,7 +30,7 @@ pub struct TaskRunFilterBody {
     pub sort: TaskRunSort,
     #[serde(default)]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::null_as_default")]
     pub offset: u64,
 }
 
