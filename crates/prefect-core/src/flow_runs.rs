@@ -256,6 +256,26 @@ impl Core {
         Ok(ids)
     }
 
+    /// `POST /flow_runs/bulk_set_state`: proposes `state` for up to `limit` runs matching the
+    /// filters, each in its own orchestrated transition; a run whose proposal fails outright
+    /// reports why instead of stopping the others.
+    pub async fn bulk_set_flow_run_state(
+        &self,
+        filters: &RunFilters,
+        state: StateCreate,
+        force: bool,
+        limit: u64,
+        client: &ClientInfo,
+    ) -> Result<Vec<(Uuid, std::result::Result<OrchestrationResult, String>)>> {
+        let ids = flow_runs::ids_matching(self.db().reader(), self.db().backend(), filters, limit).await?;
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outcome = self.set_flow_run_state(id, state.clone(), force, client).await;
+            results.push((id, outcome.map(|o| o.result).map_err(|e| e.to_string())));
+        }
+        Ok(results)
+    }
+
     /// Proposes a state for a flow run (`POST /flow_runs/{id}/set_state`).
     pub async fn set_flow_run_state(&self, id: Uuid, state: StateCreate, force: bool, client: &ClientInfo) -> Result<SetStateOutcome> {
         self.propose_flow_run_state(id, state, force, None, client).await

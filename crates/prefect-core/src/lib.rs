@@ -44,6 +44,7 @@ pub mod schema_tools;
 mod task_queue;
 mod task_runs;
 pub mod templates;
+pub mod ui;
 mod vacuum;
 mod variables;
 mod work_pools;

@@ -98,7 +98,7 @@ impl Triggers {
                 batch = self.batches.recv() => match batch {
                     Some(batch) => {
                         for event in batch.iter() {
-                            evaluator.on_event(event, time::now(), &mut fired);
+                            evaluator.on_event(event, &mut fired);
                         }
                     }
                     None => break,
@@ -156,7 +156,8 @@ struct Composite {
 }
 
 /// The pure part of the service: loaded automations, buckets and composite progress.
-/// Every method takes the current time, so tests drive it with any clock.
+/// Events are judged by their own time and ticks by the time given, so tests drive it
+/// with any clock.
 #[derive(Debug, Default)]
 pub struct Evaluator {
     automations: HashMap<Uuid, Arc<Automation>>,
@@ -208,15 +209,16 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates one processed event against every loaded trigger.
-    pub fn on_event(&mut self, event: &Arc<ReceivedEvent>, now: DateTime, fired: &mut Vec<(Arc<Automation>, Firing)>) {
+    /// Evaluates one processed event against every loaded trigger. Windows are measured in
+    /// the events' own time (`occurred`), so a backlog is judged as it happened.
+    pub fn on_event(&mut self, event: &Arc<ReceivedEvent>, fired: &mut Vec<(Arc<Automation>, Firing)>) {
         if self.leaves.is_empty() || event.event == "prefect.log.write" || !self.first_sighting(event.id) {
             return;
         }
         let covering: Vec<usize> = (0..self.leaves.len()).filter(|&i| self.leaves[i].trigger.covers(event)).collect();
         for i in covering {
             let leaf = self.leaves[i].clone();
-            self.reactive(&leaf, event, now, fired);
+            self.reactive(&leaf, event, fired);
         }
     }
 
@@ -252,7 +254,7 @@ impl Evaluator {
         true
     }
 
-    fn reactive(&mut self, leaf: &Leaf, event: &Arc<ReceivedEvent>, now: DateTime, fired: &mut Vec<(Arc<Automation>, Firing)>) {
+    fn reactive(&mut self, leaf: &Leaf, event: &Arc<ReceivedEvent>, fired: &mut Vec<(Arc<Automation>, Firing)>) {
         let trigger = &leaf.trigger;
         let key = trigger.bucketing_key(event);
         let within = seconds(trigger.within);
@@ -277,7 +279,6 @@ impl Evaluator {
             // An expected event with no `after` event before it.
             return;
         }
-        let _ = now;
         self.evaluate(leaf, key, event.occurred, Some(event), fired);
     }
 
@@ -491,11 +492,11 @@ mod tests {
         let now = time::now();
         let mut fired = Vec::new();
         let first = event("x.happened", "thing.1", now);
-        e.on_event(&first, now, &mut fired);
-        e.on_event(&first, now, &mut fired); // redelivered: ignored
-        e.on_event(&event("y.happened", "thing.1", now), now, &mut fired);
-        e.on_event(&event("x.happened", "other.1", now), now, &mut fired);
-        e.on_event(&event("x.again", "thing.2", now), now, &mut fired);
+        e.on_event(&first, &mut fired);
+        e.on_event(&first, &mut fired); // redelivered: ignored
+        e.on_event(&event("y.happened", "thing.1", now), &mut fired);
+        e.on_event(&event("x.happened", "other.1", now), &mut fired);
+        e.on_event(&event("x.again", "thing.2", now), &mut fired);
         assert_eq!(fired.len(), 2);
         assert_eq!(fired[0].1.triggering_event.as_ref().map(|ev| ev.id), Some(first.id));
         assert_eq!(fired[0].1.posture, Some(Posture::Reactive));
@@ -508,20 +509,20 @@ mod tests {
         let t0 = time::now();
         let mut fired = Vec::new();
         for i in 0..3 {
-            e.on_event(&event("x", "a", t0 + seconds(i as f64)), t0, &mut fired);
-            e.on_event(&event("x", "b", t0 + seconds(i as f64)), t0, &mut fired);
+            e.on_event(&event("x", "a", t0 + seconds(i as f64)), &mut fired);
+            e.on_event(&event("x", "b", t0 + seconds(i as f64)), &mut fired);
             assert_eq!(fired.len(), if i < 2 { 0 } else { 2 });
         }
         assert_eq!(fired[0].1.triggering_labels["prefect.resource.id"], "a");
         assert_eq!(fired[1].1.triggering_labels["prefect.resource.id"], "b");
         // Events before the first window's end fall in the quiet period.
         for i in 3..6 {
-            e.on_event(&event("x", "a", t0 + seconds(i as f64)), t0, &mut fired);
+            e.on_event(&event("x", "a", t0 + seconds(i as f64)), &mut fired);
         }
         assert_eq!(fired.len(), 2);
         // The next window opens when the first one ends.
         for i in 0..3 {
-            e.on_event(&event("x", "a", t0 + seconds(61.0 + i as f64)), t0, &mut fired);
+            e.on_event(&event("x", "a", t0 + seconds(61.0 + i as f64)), &mut fired);
         }
         assert_eq!(fired.len(), 3);
     }
@@ -532,7 +533,7 @@ mod tests {
         let t0 = time::now();
         let mut fired = Vec::new();
         e.on_tick(t0, &mut fired); // arms [t0, t0+30)
-        e.on_event(&event("heartbeat", "svc", t0 + seconds(5.0)), t0, &mut fired);
+        e.on_event(&event("heartbeat", "svc", t0 + seconds(5.0)), &mut fired);
         e.on_tick(t0 + seconds(31.0), &mut fired);
         assert!(fired.is_empty(), "the heartbeat arrived in time");
         // The next window passes in silence.
@@ -550,14 +551,14 @@ mod tests {
         )]);
         let t0 = time::now();
         let mut fired = Vec::new();
-        e.on_event(&event("finished", "job.1", t0), t0, &mut fired);
+        e.on_event(&event("finished", "job.1", t0), &mut fired);
         assert!(fired.is_empty(), "nothing opened a window");
-        e.on_event(&event("started", "job.1", t0 + seconds(1.0)), t0, &mut fired);
-        e.on_event(&event("finished", "job.2", t0 + seconds(2.0)), t0, &mut fired);
+        e.on_event(&event("started", "job.1", t0 + seconds(1.0)), &mut fired);
+        e.on_event(&event("finished", "job.2", t0 + seconds(2.0)), &mut fired);
         assert!(fired.is_empty(), "job.2 never started");
-        e.on_event(&event("finished", "job.1", t0 + seconds(3.0)), t0, &mut fired);
+        e.on_event(&event("finished", "job.1", t0 + seconds(3.0)), &mut fired);
         assert_eq!(fired.len(), 1);
-        e.on_event(&event("finished", "job.1", t0 + seconds(4.0)), t0, &mut fired);
+        e.on_event(&event("finished", "job.1", t0 + seconds(4.0)), &mut fired);
         assert_eq!(fired.len(), 1, "the window closed with the firing");
     }
 
@@ -571,15 +572,15 @@ mod tests {
         let mut e = loaded(vec![compound, sequence]);
         let t0 = time::now();
         let mut fired = Vec::new();
-        e.on_event(&event("b", "r", t0), t0, &mut fired);
+        e.on_event(&event("b", "r", t0), &mut fired);
         assert!(fired.is_empty());
-        e.on_event(&event("a", "r", t0), t0, &mut fired);
+        e.on_event(&event("a", "r", t0), &mut fired);
         // The compound has both now; the sequence saw b before a.
         assert_eq!(fired.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), [compound_id]);
         assert_eq!(fired[0].1.triggering_firings.len(), 2);
         assert_eq!(fired[0].1.posture, None);
         std::thread::sleep(Duration::from_millis(2));
-        e.on_event(&event("b", "r", t0), t0, &mut fired);
+        e.on_event(&event("b", "r", t0), &mut fired);
         assert_eq!(fired.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), [compound_id, sequence_id]);
     }
 
@@ -589,15 +590,15 @@ mod tests {
         let mut e = loaded(vec![a.clone()]);
         let t0 = time::now();
         let mut fired = Vec::new();
-        e.on_event(&event("x", "r", t0), t0, &mut fired);
+        e.on_event(&event("x", "r", t0), &mut fired);
         e.load(vec![a.clone()]);
-        e.on_event(&event("x", "r", t0 + seconds(1.0)), t0, &mut fired);
+        e.on_event(&event("x", "r", t0 + seconds(1.0)), &mut fired);
         assert_eq!(fired.len(), 1, "the count survived the reload");
         e.load(Vec::new());
         assert!(e.buckets.is_empty() && e.leaves.is_empty());
         let disabled = Automation { enabled: false, ..a };
         e.load(vec![disabled]);
-        e.on_event(&event("x", "r", t0 + seconds(2.0)), t0, &mut fired);
+        e.on_event(&event("x", "r", t0 + seconds(2.0)), &mut fired);
         assert_eq!(fired.len(), 1);
     }
 }

@@ -576,6 +576,47 @@ pub async fn unfinished_of_flow_run(c: &impl ConnectionTrait, flow_run_id: Uuid,
         .await?)
 }
 
+/// Matching task runs per state type (`None` for runs without a state).
+pub async fn count_by_state_type(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<Vec<(Option<String>, i64)>> {
+    use task_run::Column as C;
+    Ok(task_run::Entity::find()
+        .select_only()
+        .column(C::StateType)
+        .column_as(C::Id.count(), "count")
+        .filter(query::task_runs_matching(backend, filters))
+        .group_by(C::StateType)
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// Start time and state type of every matching task run (the UI dashboard buckets them).
+pub async fn start_times_and_state_types(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<Vec<(Option<DateTime>, Option<String>)>> {
+    use task_run::Column as C;
+    Ok(task_run::Entity::find()
+        .select_only()
+        .columns([C::StartTime, C::StateType])
+        .filter(query::task_runs_matching(backend, filters))
+        .into_tuple()
+        .all(c)
+        .await?)
+}
+
+/// Matching task runs per flow run.
+pub async fn count_by_flow_run(c: &impl ConnectionTrait, backend: Backend, filters: &RunFilters) -> Result<Vec<(Uuid, i64)>> {
+    use task_run::Column as C;
+    let rows: Vec<(Option<Uuid>, i64)> = task_run::Entity::find()
+        .select_only()
+        .column(C::FlowRunId)
+        .column_as(C::Id.count(), "count")
+        .filter(query::task_runs_matching(backend, filters))
+        .group_by(C::FlowRunId)
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(rows.into_iter().filter_map(|(id, n)| id.map(|id| (id, n))).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use prefect_domain::state::StateType;

@@ -7,7 +7,7 @@ use prefect_domain::flow_run::{FlowRun, FlowRunCreate, FlowRunUpdate, HistoryRes
 use prefect_domain::graph::Graph;
 use prefect_domain::labels::KeyValueLabels;
 use prefect_domain::sorts::FlowRunSort;
-use prefect_domain::state::{OrchestrationResult, SetStateRequest};
+use prefect_domain::state::{OrchestrationResult, SetStateRequest, SetStateStatus, State, StateCreate, StateResponseDetails};
 use prefect_domain::time::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -107,6 +107,33 @@ pub struct FlowRunBulkDeleteBody {
     pub flow_runs: Option<prefect_domain::filters::FlowRunFilter>,
     #[serde(default = "bulk_limit")]
     pub limit: u64,
+}
+
+/// Body of `POST /flow_runs/bulk_set_state`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FlowRunBulkSetStateBody {
+    #[serde(default)]
+    pub flow_runs: Option<prefect_domain::filters::FlowRunFilter>,
+    pub state: StateCreate,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default = "bulk_limit")]
+    pub limit: u64,
+}
+
+/// One run's outcome in a bulk state change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowRunOrchestrationResult {
+    pub flow_run_id: Uuid,
+    pub status: SetStateStatus,
+    pub state: Option<State>,
+    pub details: StateResponseDetails,
+}
+
+/// Response of `POST /flow_runs/bulk_set_state`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowRunBulkSetStateResponse {
+    pub results: Vec<FlowRunOrchestrationResult>,
 }
 
 /// Body of `POST /flow_runs/{id}/input`.
@@ -215,6 +242,32 @@ pub async fn flow_run_history(state: Data<ApiState>, body: Json<HistoryBody>) ->
         crate::error::ApiError::invalid(&["body", "history_interval_seconds"], "Input should be a valid timedelta", b.history_interval_seconds.clone())
     })?;
     Ok(ok(&state.core.flow_run_history(b.history_start, b.history_end, interval, &b.filters).await?))
+}
+
+/// Proposes one state for up to `limit` (at most 50) runs matching the filter, each orchestrated on its own.
+#[utoipa::path(tag = "Flow Runs", request_body = FlowRunBulkSetStateBody, responses((status = 200, body = FlowRunBulkSetStateResponse), (status = 422)))]
+#[post("/flow_runs/bulk_set_state")]
+pub async fn bulk_set_flow_run_state(state: Data<ApiState>, client: Client, body: Json<FlowRunBulkSetStateBody>) -> ApiResult<HttpResponse> {
+    let b = body.0;
+    if !(1..=bulk_limit()).contains(&b.limit) {
+        let message = format!("Input should be greater than or equal to 1 and less than or equal to {}", bulk_limit());
+        return Err(crate::error::ApiError::invalid(&["body", "limit"], message, serde_json::json!(b.limit)));
+    }
+    let filters = RunFilters { flow_runs: b.flow_runs, ..Default::default() };
+    let outcomes = state.core.bulk_set_flow_run_state(&filters, b.state, b.force, b.limit, &client.0).await?;
+    let results = outcomes
+        .into_iter()
+        .map(|(flow_run_id, outcome)| match outcome {
+            Ok(r) => FlowRunOrchestrationResult { flow_run_id, status: r.status, state: r.state, details: r.details },
+            Err(reason) => FlowRunOrchestrationResult {
+                flow_run_id,
+                status: SetStateStatus::Abort,
+                state: None,
+                details: StateResponseDetails::AbortDetails { reason: Some(reason) },
+            },
+        })
+        .collect();
+    Ok(ok(&FlowRunBulkSetStateResponse { results }))
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunBulkDeleteBody, responses((status = 200, body = BulkDeleteResponse)))]

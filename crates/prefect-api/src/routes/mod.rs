@@ -18,6 +18,7 @@ pub mod task_run_states;
 pub mod task_runs;
 pub mod templates;
 pub mod ui_flows;
+pub mod ui_runs;
 pub mod ui_schemas;
 pub mod variables;
 pub mod work_pools;

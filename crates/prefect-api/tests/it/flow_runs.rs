@@ -335,9 +335,50 @@ async fn filter_bodies_the_python_client_sends_with_defaults_left_null_are_accep
         assert_eq!(status, 200, "{path}: {body}");
     }
     // `read_logs()`, `read_artifacts()`, ... leave the offset out as null too.
-    for path in ["logs/filter", "artifacts/filter", "artifacts/latest/filter", "variables/filter", "automations/filter", "flow_runs/filter", "v2/concurrency_limits/filter"] {
+    for path in [
+        "logs/filter",
+        "artifacts/filter",
+        "artifacts/latest/filter",
+        "variables/filter",
+        "automations/filter",
+        "flow_runs/filter",
+        "v2/concurrency_limits/filter",
+    ] {
         let (status, body) = app.post(path, json!({"sort": null, "limit": null, "offset": null})).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
     assert_eq!(app.post("flow_runs/filter", json!({"sort": "SIDEWAYS"})).await.0, 422);
+}
+
+#[tokio::test]
+async fn bulk_set_state_orchestrates_each_matching_run() {
+    let app = spawn_app().await;
+    let flow_id = flow(&app).await;
+    let tag = unique("bulk");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(id(&flow_run(&app, &flow_id, json!({"tags": [tag], "state": {"type": "SCHEDULED"}})).await));
+    }
+    ids.push(id(&flow_run(&app, &flow_id, json!({"tags": [tag], "state": {"type": "COMPLETED"}})).await));
+    let untagged = id(&flow_run(&app, &flow_id, json!({"state": {"type": "SCHEDULED"}})).await);
+    let body = json!({"flow_runs": {"tags": {"all_": [tag]}}, "state": {"type": "CANCELLED", "message": "bulk"}});
+    let (status, answer) = app.post("flow_runs/bulk_set_state", body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let mut touched: Vec<&str> = results.iter().map(|r| r["flow_run_id"].as_str().unwrap()).collect();
+    touched.sort();
+    ids.sort();
+    assert_eq!(touched, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    for result in results {
+        // As in Prefect, a Completed run may be cancelled too.
+        assert_eq!((result["status"].clone(), result["state"]["type"].clone()), (json!("ACCEPT"), json!("CANCELLED")), "{result}");
+        let run_id = result["flow_run_id"].as_str().unwrap();
+        assert_eq!(app.get(&format!("flow_runs/{run_id}")).await.1["state"]["message"], "bulk");
+    }
+    assert_eq!(app.get(&format!("flow_runs/{untagged}")).await.1["state_type"], "SCHEDULED");
+    let (_, none) = app.post("flow_runs/bulk_set_state", json!({"flow_runs": {"tags": {"all_": [unique("nothing")]}}, "state": {"type": "CANCELLED"}})).await;
+    assert_eq!(none, json!({"results": []}));
+    let mut too_many = body;
+    too_many["limit"] = json!(51);
+    assert_eq!(app.post("flow_runs/bulk_set_state", too_many).await.0, 422);
 }

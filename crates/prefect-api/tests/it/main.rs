@@ -20,6 +20,7 @@ mod pause;
 mod saved_searches;
 mod support;
 mod task_runs;
+mod ui;
 mod vacuum;
 mod variables;
 mod work_pools;
