@@ -42,11 +42,15 @@ pub struct TriggersOptions {
     pub reload_seconds: f64,
     /// Firings waiting for the actions worker; beyond this, firings are dropped (and logged).
     pub pending_firings: usize,
+    /// Open trigger windows held at once, over all automations (memory stays bounded: a
+    /// trigger whose `for_each` splits it per run keeps a window per run). Past this, new
+    /// windows are not opened until old ones close, and a warning is logged.
+    pub max_buckets: usize,
 }
 
 impl Default for TriggersOptions {
     fn default() -> Self {
-        TriggersOptions { enabled: true, proactive_granularity_seconds: 5.0, reload_seconds: 10.0, pending_firings: 10_000 }
+        TriggersOptions { enabled: true, proactive_granularity_seconds: 5.0, reload_seconds: 10.0, pending_firings: 10_000, max_buckets: DEFAULT_MAX_BUCKETS }
     }
 }
 
@@ -78,7 +82,8 @@ impl Triggers {
             }
         });
 
-        let mut evaluator = Evaluator::default();
+        let mut evaluator = Evaluator::with_max_buckets(self.options.max_buckets);
+        let mut refused_reported = 0;
         let mut changes = self.core.watch_automations();
         self.reload(&mut evaluator).await;
         let mut proactive = tokio::time::interval(Duration::from_secs_f64(self.options.proactive_granularity_seconds.max(0.1)));
@@ -103,7 +108,17 @@ impl Triggers {
                     }
                     None => break,
                 },
-                _ = proactive.tick() => evaluator.on_tick(time::now(), &mut fired),
+                _ = proactive.tick() => {
+                    evaluator.on_tick(time::now(), &mut fired);
+                    if evaluator.refused_buckets() > refused_reported {
+                        tracing::warn!(
+                            refused = evaluator.refused_buckets() - refused_reported,
+                            max_buckets = self.options.max_buckets,
+                            "Automation triggers hold the most open windows allowed; events that would open new ones were not counted."
+                        );
+                        refused_reported = evaluator.refused_buckets();
+                    }
+                }
                 _ = reload.tick() => self.reload(&mut evaluator).await,
             }
             for (automation, firing) in fired.drain(..) {
@@ -132,6 +147,8 @@ const PRECEDING_EVENT_LOOKBACK_SECONDS: i64 = 15 * 60;
 const EXPIRED_BUCKET_BUFFER_SECONDS: i64 = 60;
 /// Event ids remembered to ignore redelivered events.
 const SEEN_EVENTS: usize = 10_000;
+/// Open windows held at once by default (a few hundred bytes each).
+const DEFAULT_MAX_BUCKETS: usize = 100_000;
 
 /// One window of one trigger for one `for_each` key.
 #[derive(Debug, Clone)]
@@ -158,7 +175,7 @@ struct Composite {
 /// The pure part of the service: loaded automations, buckets and composite progress.
 /// Events are judged by their own time and ticks by the time given, so tests drive it
 /// with any clock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Evaluator {
     automations: HashMap<Uuid, Arc<Automation>>,
     leaves: Vec<Leaf>,
@@ -173,9 +190,39 @@ pub struct Evaluator {
     next_proactive: HashMap<Uuid, DateTime>,
     seen: HashSet<Uuid>,
     seen_order: VecDeque<Uuid>,
+    /// Most buckets held at once, and how many were not opened for want of room.
+    max_buckets: usize,
+    refused_buckets: u64,
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Evaluator::with_max_buckets(DEFAULT_MAX_BUCKETS)
+    }
 }
 
 impl Evaluator {
+    pub fn with_max_buckets(max_buckets: usize) -> Self {
+        Evaluator {
+            automations: HashMap::new(),
+            leaves: Vec::new(),
+            parents: HashMap::new(),
+            composites: HashMap::new(),
+            buckets: HashMap::new(),
+            child_firings: HashMap::new(),
+            next_proactive: HashMap::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            max_buckets,
+            refused_buckets: 0,
+        }
+    }
+
+    /// Windows that were not opened because `max_buckets` were open already.
+    pub fn refused_buckets(&self) -> u64 {
+        self.refused_buckets
+    }
+
     /// Replaces the loaded automations. Buckets and progress of triggers that are still
     /// there are kept (turning an automation off and on keeps its trigger ids); those of
     /// triggers that are gone (deleted, or replaced by a full update) are dropped.
@@ -264,12 +311,12 @@ impl Evaluator {
             // An `after` event opens a window (an open one is not restarted); when it is also
             // expected, it does not count itself.
             let initial = if expected { -1 } else { 0 };
-            self.ensure_bucket(trigger.id, &key, event.occurred, event.occurred + within, Some(event), initial);
+            self.ensure_bucket(trigger.id, &key, event.occurred, event.occurred + within, kept(trigger, event), initial);
             has_bucket = true;
         }
         if !has_bucket && trigger.after.is_empty() && expected {
             let start = event.occurred - chrono::Duration::seconds(PRECEDING_EVENT_LOOKBACK_SECONDS);
-            self.ensure_bucket(trigger.id, &key, start, event.occurred + within, Some(event), 0);
+            self.ensure_bucket(trigger.id, &key, start, event.occurred + within, kept(trigger, event), 0);
             has_bucket = true;
         }
         if !expected {
@@ -314,9 +361,16 @@ impl Evaluator {
         self.buckets.get(&trigger_id).is_some_and(|b| b.contains_key(key))
     }
 
-    /// Opens a window unless one is open for this key already.
+    /// Opens a window unless one is open for this key already, or `max_buckets` are open.
     fn ensure_bucket(&mut self, trigger_id: Uuid, key: &[String], start: DateTime, end: DateTime, last_event: Option<&Arc<ReceivedEvent>>, count: i64) {
-        self.buckets.entry(trigger_id).or_default().entry(key.to_vec()).or_insert_with(|| Bucket { start, end, count, last_event: last_event.cloned() });
+        if self.bucket_exists(trigger_id, key) {
+            return;
+        }
+        if self.buckets.values().map(HashMap::len).sum::<usize>() >= self.max_buckets {
+            self.refused_buckets += 1;
+            return;
+        }
+        self.buckets.entry(trigger_id).or_default().insert(key.to_vec(), Bucket { start, end, count, last_event: last_event.cloned() });
     }
 
     fn put_bucket(&mut self, trigger_id: Uuid, key: Vec<String>, bucket: Bucket) {
@@ -336,7 +390,7 @@ impl Evaluator {
         }
         if uncounted == 1 && (trigger.immediate() || (bucket.start <= now && now < bucket.end)) {
             bucket.count += 1;
-            bucket.last_event = event.cloned();
+            bucket.last_event = event.and_then(|e| kept(trigger, e)).cloned();
             uncounted = 0;
         }
         let ready = trigger.posture == Posture::Reactive || bucket.end <= now;
@@ -449,6 +503,13 @@ impl Evaluator {
             self.fire(automation_id, parent_firing(firings, firing.triggering_event.clone()), fired);
         }
     }
+}
+
+/// The event a window remembers as its last: only proactive triggers need it (they fire
+/// without an event of their own); reactive ones fire on the event at hand, so their
+/// windows hold no event and stay small.
+fn kept<'e>(trigger: &EventTrigger, event: &'e Arc<ReceivedEvent>) -> Option<&'e Arc<ReceivedEvent>> {
+    (trigger.posture == Posture::Proactive).then_some(event)
 }
 
 fn seconds(s: f64) -> chrono::Duration {
@@ -582,6 +643,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         e.on_event(&event("b", "r", t0), &mut fired);
         assert_eq!(fired.iter().map(|(a, _)| a.id).collect::<Vec<_>>(), [compound_id, sequence_id]);
+    }
+
+    #[test]
+    fn windows_beyond_the_limit_are_not_opened_until_others_close() {
+        let mut e = Evaluator::with_max_buckets(2);
+        e.load(vec![automation(json!({"posture": "Reactive", "expect": ["x"], "threshold": 2, "within": 60, "for_each": ["prefect.resource.id"]}))]);
+        let t0 = time::now();
+        let mut fired = Vec::new();
+        for r in ["a", "b", "c"] {
+            e.on_event(&event("x", r, t0), &mut fired);
+        }
+        assert_eq!(e.refused_buckets(), 1, "c found no room");
+        e.on_event(&event("x", "a", t0 + seconds(1.0)), &mut fired);
+        assert_eq!(fired.len(), 1, "open windows still count");
+        // Once the windows close and are swept, new ones open again.
+        e.on_tick(t0 + seconds(300.0), &mut fired);
+        e.on_event(&event("x", "c", t0 + seconds(301.0)), &mut fired);
+        assert_eq!(e.refused_buckets(), 1);
     }
 
     #[test]
