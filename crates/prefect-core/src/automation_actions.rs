@@ -67,10 +67,10 @@ impl Outcome {
     fn relate(&mut self, resource: Resource) {
         self.related.push(resource);
     }
+}
 
-    fn fail(&mut self, reason: impl Into<String>) -> ActionFailed {
-        ActionFailed(reason.into())
-    }
+fn failed(reason: impl Into<String>) -> ActionFailed {
+    ActionFailed(reason.into())
 }
 
 /// Actions that act on flow runs wait this long before a suspended run times out.
@@ -162,27 +162,28 @@ impl Core {
         match ta.action {
             Action::DoNothing(_) => Ok(()),
             Action::RunDeployment(run) => {
-                let deployment_id = self.target(ta, out, run.target.source, run.target.deployment_id, "prefect.deployment", "deployment")?;
+                let deployment_id = target_of(ta, run.target.source, run.target.deployment_id, "prefect.deployment", "deployment")?;
                 out.relate(target("deployment", deployment_id));
                 let parameters = self
                     .render_parameters(ta, run.parameters.clone().unwrap_or_default())
                     .await
-                    .map_err(|e| out.fail(format!("Unable to create flow run from deployment: {e}")))?;
+                    .map_err(|e| failed(format!("Unable to create flow run from deployment: {e}")))?;
                 let scheduled_time = time::now() + time::from_seconds_signed(run.schedule_after);
                 let state: StateCreate =
                     serde_json::from_value(json!({"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": scheduled_time}}))
-                        .map_err(|e| out.fail(format!("Unable to create flow run from deployment: {e}")))?;
+                        .map_err(|e| failed(format!("Unable to create flow run from deployment: {e}")))?;
                 let create = DeploymentFlowRunCreate {
                     state: Some(state),
                     parameters,
                     idempotency_key: Some(format!("automation {automation_id}, action {}, invocation {}", ta.action_index, ta.id)),
                     job_variables: run.job_variables.clone(),
-                    ..serde_json::from_value(json!({})).map_err(|e| out.fail(e.to_string()))?
+                    ..Default::default()
                 };
                 let created_by = CreatedBy { id: Some(automation_id), kind: Some("AUTOMATION".to_owned()), display_value: Some(ta.automation.name.clone()) };
                 match self.create_flow_run_from_deployment(deployment_id, create, Some(created_by), &ClientInfo::default()).await {
-                    Ok((flow_run, _)) => {
-                        out.details.insert("status_code".to_owned(), json!(201));
+                    Ok((flow_run, created)) => {
+                        // 200 when the idempotency key found the run this invocation already made.
+                        out.details.insert("status_code".to_owned(), json!(if created { 201 } else { 200 }));
                         out.relate(
                             Resource::with_id(format!("prefect.flow-run.{}", flow_run.id)).label(RESOURCE_ROLE, "flow-run").label(RESOURCE_NAME, flow_run.name),
                         );
@@ -192,7 +193,7 @@ impl Core {
                 }
             }
             Action::PauseDeployment(t) | Action::ResumeDeployment(t) => {
-                let deployment_id = self.target(ta, out, t.source, t.deployment_id, "prefect.deployment", "deployment")?;
+                let deployment_id = target_of(ta, t.source, t.deployment_id, "prefect.deployment", "deployment")?;
                 out.relate(target("deployment", deployment_id));
                 let paused = matches!(ta.action, Action::PauseDeployment(_));
                 self.set_deployment_paused(deployment_id, paused).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
@@ -230,33 +231,33 @@ impl Core {
                 let outcome = self.resume_flow_run(flow_run_id, None, &ClientInfo::default()).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
                 match outcome.result.status {
                     SetStateStatus::Accept => Ok(()),
-                    _ => Err(out.fail(format!("Failed to resume flow run: {}", reason_of(&outcome.result.details)))),
+                    _ => Err(failed(format!("Failed to resume flow run: {}", reason_of(&outcome.result.details)))),
                 }
             }
             Action::PauseWorkPool(t) | Action::ResumeWorkPool(t) => {
-                let pool_id = self.target(ta, out, t.source, t.work_pool_id, "prefect.work-pool", "work pool")?;
+                let pool_id = target_of(ta, t.source, t.work_pool_id, "prefect.work-pool", "work pool")?;
                 let pool = prefect_storage::work_pools::read_pool(self.db().reader(), pool_id)
                     .await
-                    .map_err(|e| out.fail(e.to_string()))?
-                    .ok_or_else(|| out.fail(format!("Work pool {pool_id} not found")))?;
+                    .map_err(|e| failed(e.to_string()))?
+                    .ok_or_else(|| failed(format!("Work pool {pool_id} not found")))?;
                 out.relate(target("work-pool", pool_id).label(RESOURCE_NAME, pool.name.clone()));
                 let paused = matches!(ta.action, Action::PauseWorkPool(_));
-                let update = serde_json::from_value(json!({"is_paused": paused})).map_err(|e| out.fail(e.to_string()))?;
+                let update = serde_json::from_value(json!({"is_paused": paused})).map_err(|e| failed(e.to_string()))?;
                 self.update_work_pool(&pool.name, update).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
                 out.details.insert("status_code".to_owned(), json!(204));
                 Ok(())
             }
             Action::PauseWorkQueue(t) | Action::ResumeWorkQueue(t) => {
-                let queue_id = self.target(ta, out, t.source, t.work_queue_id, "prefect.work-queue", "work queue")?;
+                let queue_id = target_of(ta, t.source, t.work_queue_id, "prefect.work-queue", "work queue")?;
                 out.relate(target("work-queue", queue_id));
                 let paused = matches!(ta.action, Action::PauseWorkQueue(_));
-                let update = serde_json::from_value(json!({"is_paused": paused})).map_err(|e| out.fail(e.to_string()))?;
+                let update = serde_json::from_value(json!({"is_paused": paused})).map_err(|e| failed(e.to_string()))?;
                 self.update_work_queue_by_id(queue_id, update).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
                 out.details.insert("status_code".to_owned(), json!(204));
                 Ok(())
             }
             Action::PauseAutomation(t) | Action::ResumeAutomation(t) => {
-                let id = self.target(ta, out, t.source, t.automation_id, "prefect.automation", "automation")?;
+                let id = target_of(ta, t.source, t.automation_id, "prefect.automation", "automation")?;
                 out.relate(target("automation", id));
                 let enabled = matches!(ta.action, Action::ResumeAutomation(_));
                 self.set_automation_enabled(id, enabled).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
@@ -266,7 +267,7 @@ impl Core {
             Action::CallWebhook(call) => {
                 let block = self.action_block(ta, out, call.block_document_id).await?;
                 if block.block_type.as_ref().map(|t| t.slug.as_str()) != Some("webhook") {
-                    return Err(out.fail("The referenced block was not a webhook block"));
+                    return Err(failed("The referenced block was not a webhook block"));
                 }
                 let context = self.template_context(ta, &[&call.payload]).await;
                 let payload = render(out, &call.payload, &context)?;
@@ -279,7 +280,7 @@ impl Core {
                     body: outbound::Body::Text(payload),
                 };
                 // As in Prefect, any answer counts as executed; only no answer fails.
-                let answer = outbound::send(request).await.map_err(|e| out.fail(format!("Webhook call failed: {e}")))?;
+                let answer = outbound::send(request).await.map_err(|e| failed(format!("Webhook call failed: {e}")))?;
                 out.details.extend(answer.details);
                 Ok(())
             }
@@ -287,7 +288,7 @@ impl Core {
                 let block = self.action_block(ta, out, send.block_document_id).await?;
                 let notifies = block.block_schema.as_ref().is_some_and(|schema| schema.capabilities.iter().any(|c| c == "notify"));
                 if !notifies {
-                    return Err(out.fail("The referenced block was not a notification block"));
+                    return Err(failed("The referenced block was not a notification block"));
                 }
                 let context = self.template_context(ta, &[&send.subject, &send.body]).await;
                 let subject = render(out, &send.subject, &context)?;
@@ -295,15 +296,15 @@ impl Core {
                 let slug = block.block_type.as_ref().map(|t| t.slug.clone()).unwrap_or_default();
                 let request = notification_request(&slug, &block.data, &subject, &body).map_err(|log| {
                     out.details.insert("notification_log".to_owned(), json!(log));
-                    out.fail("Notification failed")
+                    failed("Notification failed")
                 })?;
                 let answer = outbound::send(request).await.map_err(|e| {
                     out.details.insert("notification_log".to_owned(), json!(e));
-                    out.fail("Notification failed")
+                    failed("Notification failed")
                 })?;
                 if answer.status >= 400 {
                     out.details.insert("notification_log".to_owned(), json!(format!("The notification service answered {}", answer.status)));
-                    return Err(out.fail("Notification failed"));
+                    return Err(failed("Notification failed"));
                 }
                 Ok(())
             }
@@ -391,24 +392,6 @@ impl Core {
         context
     }
 
-    /// The action's target: the selected id, or the first resource of `kind` in the
-    /// triggering event.
-    fn target(
-        &self,
-        ta: &TriggeredAction<'_>,
-        out: &mut Outcome,
-        source: Source,
-        selected: Option<Uuid>,
-        kind: &str,
-        what: &str,
-    ) -> std::result::Result<Uuid, ActionFailed> {
-        if source == Source::Selected {
-            return selected.ok_or_else(|| out.fail(format!("{what} id is required")));
-        }
-        let event = ta.triggering_event.as_ref().ok_or_else(|| out.fail(format!("No event to infer the {what}")))?;
-        first_resource_of_kind(event, kind).ok_or_else(|| out.fail(format!("No {what} could be inferred")))
-    }
-
     /// The flow run a flow-run action is about: named by the firing's labels (a proactive
     /// `for_each` trigger has no event), else the first flow run in the triggering event.
     fn flow_run_target(&self, ta: &TriggeredAction<'_>, out: &mut Outcome) -> std::result::Result<Uuid, ActionFailed> {
@@ -421,8 +404,8 @@ impl Core {
         let id = match from_labels {
             Some(id) => id,
             None => {
-                let event = ta.triggering_event.as_ref().ok_or_else(|| out.fail("No event to infer the flow run"))?;
-                first_resource_of_kind(event, "prefect.flow-run").ok_or_else(|| out.fail("No flow run could be inferred"))?
+                let event = ta.triggering_event.as_ref().ok_or_else(|| failed("No event to infer the flow run"))?;
+                first_resource_of_kind(event, "prefect.flow-run").ok_or_else(|| failed("No flow run could be inferred"))?
             }
         };
         out.relate(target("flow-run", id));
@@ -431,12 +414,12 @@ impl Core {
 
     async fn change_flow_run_state(&self, ta: &TriggeredAction<'_>, out: &mut Outcome, state: Value, force: bool) -> std::result::Result<(), ActionFailed> {
         let flow_run_id = self.flow_run_target(ta, out)?;
-        let state: StateCreate = serde_json::from_value(state).map_err(|e| out.fail(e.to_string()))?;
+        let state: StateCreate = serde_json::from_value(state).map_err(|e| failed(e.to_string()))?;
         let outcome = self.set_flow_run_state(flow_run_id, state, force, &ClientInfo::default()).await.map_err(|e| failed_call(out, ta.action.kind(), e))?;
         out.details.insert("status_code".to_owned(), json!(if outcome.created { 201 } else { 200 }));
         match outcome.result.status {
             SetStateStatus::Accept => Ok(()),
-            _ => Err(out.fail(format!("Failed to set state: {}", reason_of(&outcome.result.details)))),
+            _ => Err(failed(format!("Failed to set state: {}", reason_of(&outcome.result.details)))),
         }
     }
 
@@ -467,7 +450,7 @@ fn render(out: &mut Outcome, template: &str, context: &Value) -> std::result::Re
     templates::render_user_template(template, context).map_err(|e| {
         out.details.insert("template_error".to_owned(), json!(format!("Failed to render template due to the following error: {e}")));
         out.details.insert("template_source".to_owned(), json!(template));
-        out.fail(format!("Template rendering failed: {e}"))
+        failed(format!("Template rendering failed: {e}"))
     })
 }
 
@@ -551,6 +534,15 @@ fn upgrade_v1_templates(value: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// The action's target: the selected id, or the first resource of `kind` in the triggering event.
+fn target_of(ta: &TriggeredAction<'_>, source: Source, selected: Option<Uuid>, kind: &str, what: &str) -> std::result::Result<Uuid, ActionFailed> {
+    if source == Source::Selected {
+        return selected.ok_or_else(|| failed(format!("{what} id is required")));
+    }
+    let event = ta.triggering_event.as_ref().ok_or_else(|| failed(format!("No event to infer the {what}")))?;
+    first_resource_of_kind(event, kind).ok_or_else(|| failed(format!("No {what} could be inferred")))
 }
 
 fn target(kind: &str, id: Uuid) -> Resource {

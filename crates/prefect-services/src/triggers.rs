@@ -166,12 +166,6 @@ struct Leaf {
     trigger: EventTrigger,
 }
 
-/// A loaded compound or sequence trigger.
-#[derive(Debug, Clone)]
-struct Composite {
-    trigger: Trigger,
-}
-
 /// The pure part of the service: loaded automations, buckets and composite progress.
 /// Events are judged by their own time and ticks by the time given, so tests drive it
 /// with any clock.
@@ -181,7 +175,8 @@ pub struct Evaluator {
     leaves: Vec<Leaf>,
     /// Child trigger id -> its compound or sequence parent's id.
     parents: HashMap<Uuid, Uuid>,
-    composites: HashMap<Uuid, Composite>,
+    /// Compound and sequence triggers by id.
+    composites: HashMap<Uuid, Trigger>,
     /// Trigger id -> `for_each` key -> bucket.
     buckets: HashMap<Uuid, HashMap<Vec<String>, Bucket>>,
     /// Composite trigger id -> the latest firing of each child that has fired.
@@ -247,7 +242,7 @@ impl Evaluator {
         match trigger {
             Trigger::Event(event_trigger) => self.leaves.push(Leaf { automation_id: automation.id, trigger: event_trigger.clone() }),
             Trigger::Compound(_) | Trigger::Sequence(_) => {
-                self.composites.insert(trigger.id(), Composite { trigger: trigger.clone() });
+                self.composites.insert(trigger.id(), trigger.clone());
                 for child in trigger.children() {
                     self.parents.insert(child.id(), trigger.id());
                     self.register(automation, child);
@@ -461,7 +456,7 @@ impl Evaluator {
             }
             return;
         };
-        let Some(parent) = self.composites.get(&parent_id).map(|c| c.trigger.clone()) else { return };
+        let Some(parent) = self.composites.get(&parent_id).cloned() else { return };
         let children: Vec<Uuid> = parent.children().iter().map(Trigger::id).collect();
         let (needed, within) = match &parent {
             Trigger::Compound(c) => (c.require.needed(children.len()), c.within),
