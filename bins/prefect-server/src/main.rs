@@ -155,12 +155,7 @@ async fn serve(settings: Settings, services: bool) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    let mut pipeline_options = settings.services.event_pipeline.clone();
-    if is_sqlite {
-        // One writer: concurrent batches would only queue for it.
-        pipeline_options.persist_concurrency = 1;
-    }
-    let mut pipeline = EventPipeline::new(pipeline_options, core.clone(), events);
+    let mut pipeline = EventPipeline::new(settings.services.event_pipeline.clone(), core.clone(), events);
     if services && settings.services.triggers.enabled {
         let (feed, batches) = prefect_services::triggers::feed(TRIGGER_FEED_BATCHES);
         pipeline = pipeline.with_triggers(feed);

@@ -19,6 +19,7 @@ use prefect_domain::events::{Event, EventLimits, RESOURCE_NAME, RESOURCE_ROLE, R
 use prefect_domain::flow_run::FlowRun;
 use prefect_domain::state::State;
 use prefect_domain::time::{self, DateTime};
+use prefect_storage::Backend;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 
@@ -303,7 +304,7 @@ pub struct EventPageResult {
 }
 
 /// Events per write job when persisting (see [`crate::Core::persist_events`]).
-pub const PERSIST_JOB_EVENTS: usize = 250;
+pub const PERSIST_JOB_EVENTS: usize = 500;
 
 impl crate::Core {
     /// Stores a batch of events (duplicates by id are ignored); returns how many were new.
@@ -312,14 +313,26 @@ impl crate::Core {
     /// queued at once: the writer runs them back to back, and with state transitions
     /// waiting it alternates them with one job, so a transition never waits for a
     /// whole large batch.
+    ///
+    /// On SQLite each job's rows are encoded here, before they queue for the single
+    /// writer, which then only steps them (see `prefect_storage::direct_writes`).
     pub async fn persist_events(&self, batch: &[Arc<ReceivedEvent>]) -> Result<usize> {
         let backend = self.db().backend();
-        let jobs = batch.chunks(PERSIST_JOB_EVENTS).map(|chunk| {
-            let shared: Arc<Vec<Arc<ReceivedEvent>>> = Arc::new(chunk.to_vec());
-            self.write_bulk(move |txn| {
-                let shared = Arc::clone(&shared);
-                Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, backend, &shared, time::now()).await?) })
-            })
+        let jobs = batch.chunks(PERSIST_JOB_EVENTS).map(|chunk| async move {
+            match backend {
+                Backend::Sqlite => {
+                    let rows = prefect_storage::events::SqliteEventRows::new(chunk.to_vec())?;
+                    Ok::<_, Error>(self.db().write_direct(move |txn| rows.insert(txn, time::now())).await?)
+                }
+                Backend::Postgres => {
+                    let shared: Arc<Vec<Arc<ReceivedEvent>>> = Arc::new(chunk.to_vec());
+                    self.write_bulk(move |txn| {
+                        let shared = Arc::clone(&shared);
+                        Box::pin(async move { Ok(prefect_storage::events::insert_many(txn, backend, &shared, time::now()).await?) })
+                    })
+                    .await
+                }
+            }
         });
         Ok(futures_util::future::try_join_all(jobs).await?.into_iter().sum())
     }

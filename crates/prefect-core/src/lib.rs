@@ -64,6 +64,7 @@ pub use error::{Error, Result};
 pub use events::{EventBus, EventReceiver};
 pub use flow_runs::{FlowRunInput, SetStateOutcome};
 pub use pause::PAUSE_EXPIRED_MESSAGE;
+pub use prefect_storage::Backend;
 pub use recorder::TaskRunRecorder;
 pub use task_queue::{Lane, TaskQueues, TaskWorkers};
 pub use vacuum::FlowRunVacuum;

@@ -8,7 +8,7 @@ use prefect_domain::filters::LogFilter;
 use prefect_domain::log::{Log, LogCreate};
 use prefect_domain::sorts::LogSort;
 use prefect_domain::time;
-use prefect_storage::logs;
+use prefect_storage::{Backend, logs};
 use tokio::sync::oneshot;
 
 use crate::{Core, Error, Result};
@@ -159,6 +159,9 @@ impl Core {
     async fn insert_logs(&self, logs: &Arc<Vec<LogCreate>>, range: Range<usize>) -> Result<()> {
         let backend = self.db().backend();
         let logs = Arc::clone(logs);
+        if backend == Backend::Sqlite {
+            return Ok(self.db().write_direct(move |txn| logs::insert_many_direct(txn, &logs[range.clone()], time::now())).await?);
+        }
         self.write_bulk(move |txn| {
             let logs = Arc::clone(&logs);
             let range = range.clone();

@@ -6,8 +6,9 @@
 //! Nothing accepted is dropped: a batch that cannot be written is retried with
 //! backoff while producers wait on the bounded bus.
 //!
-//! Several batches may be written at once (`persist_concurrency`, for PostgreSQL, where one
-//! connection's inserts keep one database process busy); recording task runs and fanning
+//! Several batches may be written at once (`persist_concurrency`: on PostgreSQL one
+//! connection's inserts keep one database process busy; on SQLite the next batch is
+//! encoded while one is written); recording task runs and fanning
 //! out still happen batch by batch, in arrival order, each after its batch is stored.
 
 use std::collections::VecDeque;
@@ -33,13 +34,29 @@ pub struct EventPipelineOptions {
     pub batch_size: usize,
     /// How long to wait for a batch to fill once its first event arrived.
     pub flush_interval_ms: u64,
-    /// Batches written at once (the binary uses 1 on SQLite, which has one writer).
-    pub persist_concurrency: usize,
+    /// Batches written at once; unset, the binary picks one for the backend
+    /// ([`EventPipelineOptions::persist_concurrency_for`]).
+    pub persist_concurrency: Option<usize>,
+}
+
+impl EventPipelineOptions {
+    /// Batches written at once: the setting, or 2 on SQLite and 4 on PostgreSQL.
+    ///
+    /// SQLite has one writer, so a second batch in flight does not write in parallel; it
+    /// is encoded (rows built, JSON serialized) while the first is written, and its jobs
+    /// are queued when the writer gets to them. PostgreSQL writes several at once, each
+    /// on its own connection and database process.
+    pub fn persist_concurrency_for(&self, backend: prefect_core::Backend) -> usize {
+        self.persist_concurrency.unwrap_or(match backend {
+            prefect_core::Backend::Sqlite => 2,
+            prefect_core::Backend::Postgres => 4,
+        })
+    }
 }
 
 impl Default for EventPipelineOptions {
     fn default() -> Self {
-        EventPipelineOptions { persist: true, record_task_runs: true, stream_out: true, batch_size: 2000, flush_interval_ms: 20, persist_concurrency: 4 }
+        EventPipelineOptions { persist: true, record_task_runs: true, stream_out: true, batch_size: 2000, flush_interval_ms: 20, persist_concurrency: None }
     }
 }
 
@@ -68,7 +85,7 @@ impl EventPipeline {
     /// Processes events until shutdown, then drains what is already queued.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let batch_size = self.options.batch_size.max(1);
-        let concurrency = self.options.persist_concurrency.max(1);
+        let concurrency = self.options.persist_concurrency_for(self.core.db().backend()).max(1);
         let mut buffer: Vec<ReceivedEvent> = Vec::with_capacity(batch_size);
         // Batches being written, oldest first; each is finished (recorded, fanned out) in order.
         let mut writing: VecDeque<Writing> = VecDeque::new();

@@ -30,6 +30,7 @@ use sea_orm::DatabaseTransaction;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Checkpoint, Database, WriteConnection, wal_checkpoint};
+use crate::direct_writes::{self, DirectTransaction};
 use crate::{Error, Result};
 
 /// The future a write job returns, borrowing the transaction it runs in.
@@ -46,6 +47,13 @@ const QUEUE_DEPTH: usize = 4096;
 trait Job: Send {
     /// Runs the job in `txn`, keeping its result; `false` if it failed.
     fn run<'t>(&'t mut self, txn: &'t DatabaseTransaction) -> Pin<Box<dyn Future<Output = bool> + Send + 't>>;
+    /// Whether the job runs on the SQLite writer's own connection ([`Job::run_direct`])
+    /// rather than in a SeaORM transaction ([`Job::run`]).
+    fn is_direct(&self) -> bool {
+        false
+    }
+    /// Runs a direct job in `txn`, keeping its result; `false` if it failed.
+    fn run_direct(&mut self, txn: &DirectTransaction<'_>) -> bool;
     /// Forgets a result from a rolled-back attempt.
     fn reset(&mut self);
     /// Replaces the result with `error` (the batch could not commit).
@@ -75,15 +83,17 @@ where
         })
     }
 
+    fn run_direct(&mut self, _txn: &DirectTransaction<'_>) -> bool {
+        self.result = Some(Err(E::from(wrong_kind())));
+        false
+    }
+
     fn reset(&mut self) {
         self.result = None;
     }
 
     fn fail(&mut self, error: &Error) {
-        self.result = Some(Err(E::from(match error {
-            Error::Unavailable(msg) => Error::Unavailable(msg.clone()),
-            other => Error::Unavailable(format!("the write batch failed: {other}")),
-        })));
+        self.result = Some(Err(E::from(batch_failure(error))));
     }
 
     fn finish(mut self: Box<Self>) {
@@ -92,6 +102,62 @@ where
             let _ = reply.send(result);
         }
     }
+}
+
+/// A job stepped on the SQLite writer's own connection (see [`crate::direct_writes`]).
+struct DirectJob<T, F> {
+    f: F,
+    result: Option<Result<T>>,
+    reply: Option<oneshot::Sender<Result<T>>>,
+}
+
+impl<T, F> Job for DirectJob<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&DirectTransaction<'_>) -> Result<T> + Send + 'static,
+{
+    fn run<'t>(&'t mut self, _txn: &'t DatabaseTransaction) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
+        self.result = Some(Err(wrong_kind()));
+        Box::pin(std::future::ready(false))
+    }
+
+    fn is_direct(&self) -> bool {
+        true
+    }
+
+    fn run_direct(&mut self, txn: &DirectTransaction<'_>) -> bool {
+        let result = (self.f)(txn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn reset(&mut self) {
+        self.result = None;
+    }
+
+    fn fail(&mut self, error: &Error) {
+        self.result = Some(Err(batch_failure(error)));
+    }
+
+    fn finish(mut self: Box<Self>) {
+        if let (Some(reply), Some(result)) = (self.reply.take(), self.result.take()) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// What a job answers when its batch could not commit.
+fn batch_failure(error: &Error) -> Error {
+    match error {
+        Error::Unavailable(msg) => Error::Unavailable(msg.clone()),
+        other => Error::Unavailable(format!("the write batch failed: {other}")),
+    }
+}
+
+/// A job given a transaction of the other kind (a batch never mixes the two).
+fn wrong_kind() -> Error {
+    Error::Database(sea_orm::DbErr::Custom("a write job was given the wrong kind of transaction".to_owned()))
 }
 
 /// Which queue of its writer a job waits in (see the module docs).
@@ -200,6 +266,25 @@ impl Database {
         writers.queue(lane, key).send(boxed).await.map_err(|_| E::from(Error::Unavailable("the database writer has stopped".to_owned())))?;
         receive.await.map_err(|_| E::from(Error::Unavailable("the database writer dropped a job".to_owned())))?
     }
+
+    /// Runs `job` on the SQLite writer's own connection, in its own transaction in the
+    /// bulk lane, and returns its result once that transaction has committed (see
+    /// [`crate::direct_writes`]). For large inserts of few distinct statements (events,
+    /// log lines); SQLite only. Like every write job it may run again after a failure,
+    /// so it must only touch the database.
+    pub async fn write_direct<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&DirectTransaction<'_>) -> Result<T> + Send + 'static,
+    {
+        if self.backend() != crate::Backend::Sqlite {
+            return Err(Error::Database(sea_orm::DbErr::Custom("direct writes are for SQLite only".to_owned())));
+        }
+        let (reply, receive) = oneshot::channel();
+        let boxed: Box<dyn Job> = Box::new(DirectJob { f: job, result: None, reply: Some(reply) });
+        self.writers().queue(Lane::Bulk, None).send(boxed).await.map_err(|_| Error::Unavailable("the database writer has stopped".to_owned()))?;
+        receive.await.map_err(|_| Error::Unavailable("the database writer dropped a job".to_owned()))?
+    }
 }
 
 async fn writer_loop(
@@ -300,6 +385,14 @@ async fn run_batch(db: &WriteConnection, batch: &mut [Box<dyn Job>]) -> Result<(
 
 /// Runs the jobs in one transaction; commits only if all succeeded.
 async fn run_batch_slice(db: &WriteConnection, batch: &mut &mut [Box<dyn Job>]) -> Result<()> {
+    if batch.first().is_some_and(|job| job.is_direct()) {
+        let committed = direct_writes::transaction(db, |conn| {
+            let txn = DirectTransaction::new(conn);
+            batch.iter_mut().all(|job| job.run_direct(&txn))
+        })
+        .await?;
+        return if committed || batch.len() == 1 { Ok(()) } else { Err(Error::Unavailable("a job in the batch failed".to_owned())) };
+    }
     let txn = db.begin().await?;
     let mut all_ok = true;
     for job in batch.iter_mut() {

@@ -23,6 +23,7 @@ use sea_orm::{DbErr, Statement, TryGetError, Value};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::direct_writes::{sqlite_error, timestamp_text};
 use crate::entity::TypedJson;
 use crate::error::{Error, Result};
 
@@ -151,14 +152,6 @@ fn read_all<T>(
     Ok(decoded)
 }
 
-fn sqlite_error(e: rusqlite::Error) -> Error {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(e.to_string()),
-        _ => Error::Database(DbErr::Custom(e.to_string())),
-    }
-}
-
 /// A bound value as sqlx-sqlite encodes it (through sea-query-sqlx), so that comparisons
 /// with stored values behave the same on both paths; `None` for types not handled here.
 fn bindable(value: &Value) -> Option<SqliteValue> {
@@ -183,7 +176,7 @@ fn bindable(value: &Value) -> Option<SqliteValue> {
         Value::Bytes(v) => v.as_ref().map_or(Null, |b| Blob(b.clone())),
         Value::Uuid(v) => v.map_or(Null, |u| Blob(u.as_bytes().to_vec())),
         Value::Json(v) => v.as_ref().map_or(Null, |j| Text(j.to_string())),
-        Value::ChronoDateTimeUtc(v) => v.map_or(Null, |t| Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))),
+        Value::ChronoDateTimeUtc(v) => v.map_or(Null, |t| Text(timestamp_text(&t))),
         Value::ChronoDateTimeWithTimeZone(v) => v.map_or(Null, |t| Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))),
         Value::ChronoDateTimeLocal(v) => v.map_or(Null, |t| Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))),
         Value::ChronoDateTime(v) => v.map_or(Null, |t| Text(t.format("%F %T%.f").to_string())),

@@ -17,6 +17,7 @@ use crate::Result;
 use crate::bulk::{BulkTable, HexUuid, Json, Kind, Timestamp};
 use crate::convert::{from_json, json_object};
 use crate::db::Backend;
+use crate::direct_writes::{DirectTransaction, sqlite_error, timestamp_text};
 use crate::entity::{event_resources, events};
 
 /// Events per bulk INSERT (bounds the size of one JSON parameter).
@@ -134,6 +135,105 @@ async fn insert_chunk<E: Borrow<ReceivedEvent>>(c: &impl ConnectionTrait, backen
     }
     EVENT_RESOURCES.insert(c, backend, &resources).await?;
     Ok(fresh.len())
+}
+
+/// A chunk of events with their rows encoded for SQLite, ready for the writer.
+///
+/// The encoding (JSON columns, timestamps, resource rows) is the part of an insert that
+/// does not need the database, so it is done by whoever builds this, before the job
+/// queues for the single writer; the writer then only binds and steps
+/// ([`SqliteEventRows::insert`]).
+#[derive(Debug)]
+pub struct SqliteEventRows<E> {
+    events: Vec<E>,
+    rows: Vec<SqliteEventRow>,
+}
+
+/// One event's encoded columns (those not read straight from the event).
+#[derive(Debug)]
+struct SqliteEventRow {
+    occurred: String,
+    resource: String,
+    related_resource_ids: String,
+    related: String,
+    payload: String,
+    received: String,
+    /// The event's own resource first, then each related resource: (row id, labels JSON).
+    resources: Vec<(Uuid, String)>,
+}
+
+const SQLITE_INSERT_EVENT: &str = "INSERT INTO \"events\" (\"id\", \"created\", \"updated\", \"occurred\", \"event\", \"resource_id\", \"resource\", \
+     \"related_resource_ids\", \"related\", \"payload\", \"received\", \"recorded\", \"follows\") \
+     VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?2, ?11) ON CONFLICT (\"id\") DO NOTHING";
+
+const SQLITE_INSERT_RESOURCE: &str = "INSERT INTO \"event_resources\" (\"id\", \"created\", \"updated\", \"occurred\", \"resource_id\", \
+     \"resource_role\", \"resource\", \"event_id\") VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| crate::Error::Encode(e.to_string()))
+}
+
+impl<E: Borrow<ReceivedEvent>> SqliteEventRows<E> {
+    /// Encodes `events` (stored as SeaORM would store them, so they read back alike).
+    pub fn new(events: Vec<E>) -> Result<Self> {
+        let rows = events
+            .iter()
+            .map(|e| {
+                let e = e.borrow();
+                let labels = |r: &Resource| json_text(&ResourceLabels(r)).map(|labels| (Uuid::now_v7(), labels));
+                Ok(SqliteEventRow {
+                    occurred: timestamp_text(&e.occurred),
+                    resource: json_text(&e.resource)?,
+                    related_resource_ids: json_text(&e.related.iter().map(|r| r.id()).collect::<Vec<_>>())?,
+                    related: json_text(&e.related)?,
+                    payload: json_text(&e.payload)?,
+                    received: timestamp_text(&e.received),
+                    resources: std::iter::once(&e.resource).chain(&e.related).map(labels).collect::<Result<_>>()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(SqliteEventRows { events, rows })
+    }
+
+    /// Inserts the events not already stored (by id) with their resource rows; returns
+    /// how many were new. Re-runnable: a rolled-back attempt leaves nothing behind.
+    pub fn insert(&self, txn: &DirectTransaction<'_>, now: DateTime) -> Result<usize> {
+        let mut insert_event = txn.prepare(SQLITE_INSERT_EVENT)?;
+        let mut insert_resource = txn.prepare(SQLITE_INSERT_RESOURCE)?;
+        let now = timestamp_text(&now);
+        let mut inserted = 0;
+        for (event, row) in self.events.iter().zip(&self.rows) {
+            let e = event.borrow();
+            let id = e.id.as_bytes().as_slice();
+            let fresh = insert_event
+                .execute(rusqlite::params![
+                    id,
+                    now,
+                    row.occurred,
+                    e.event,
+                    e.resource.id(),
+                    row.resource,
+                    row.related_resource_ids,
+                    row.related,
+                    row.payload,
+                    row.received,
+                    e.follows.as_ref().map(|f| f.as_bytes().as_slice()),
+                ])
+                .map_err(sqlite_error)?;
+            // An id already stored, or repeated in this chunk, gets no resource rows.
+            if fresh == 0 {
+                continue;
+            }
+            inserted += 1;
+            let resources = std::iter::once((&e.resource, "")).chain(e.related.iter().map(|r| (r, r.role())));
+            for ((resource, role), (row_id, labels)) in resources.zip(&row.resources) {
+                insert_resource
+                    .execute(rusqlite::params![row_id.as_bytes().as_slice(), now, row.occurred, resource.id(), role, labels, id])
+                    .map_err(sqlite_error)?;
+            }
+        }
+        Ok(inserted)
+    }
 }
 
 fn label_sql(backend: Backend, column_sql: &str, label: &str) -> (String, Value) {
@@ -410,4 +510,106 @@ pub async fn count_by_column(
 /// Occurrence times of matching events (for time-bucketed counts).
 pub async fn occurrences(c: &impl ConnectionTrait, backend: Backend, filter: &EventFilter, now: DateTime) -> Result<Vec<DateTime>> {
     Ok(events::Entity::find().select_only().column(events::Column::Occurred).filter(condition(backend, filter, now)).into_tuple().all(c).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use prefect_domain::events::{EventRelatedFilter, OneOrMany};
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+    use crate::test_support::migrated_sqlite;
+
+    fn event(id: Uuid, n: usize, follows: Option<Uuid>) -> ReceivedEvent {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("timestamp").to_utc();
+        let resource = |pairs: &[(&str, &str)]| Resource(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        ReceivedEvent {
+            occurred: at("2026-11-27T08:18:13.231942Z"),
+            event: format!("test.event.{n}"),
+            resource: resource(&[(RESOURCE_ID, &format!("prefect.flow-run.{n}")), (RESOURCE_NAME, "a \"quoted\" name")]),
+            related: vec![
+                resource(&[(RESOURCE_ID, "prefect.flow.1"), (RESOURCE_ROLE, "flow")]),
+                resource(&[(RESOURCE_ID, "prefect.tag.x"), (RESOURCE_ROLE, "tag"), ("extra", "ünïcode")]),
+            ],
+            payload: serde_json::json!({"n": n, "nested": {"list": [1, 2.5, null]}}).as_object().cloned().expect("object"),
+            id,
+            follows,
+            received: at("2026-11-27T08:18:14Z"),
+        }
+    }
+
+    /// Every stored value with its SQLite type, except the random ids of resource rows.
+    async fn dump(db: &crate::Database) -> Vec<String> {
+        let sql = "SELECT 'e' || quote(id) || quote(created) || quote(updated) || quote(occurred) || quote(event) || quote(resource_id) \
+                     || quote(resource) || quote(related_resource_ids) || quote(related) || quote(payload) || quote(received) \
+                     || quote(recorded) || quote(follows) FROM events \
+                   UNION ALL SELECT 'r' || quote(created) || quote(updated) || quote(occurred) || quote(resource_id) || quote(resource_role) \
+                     || quote(resource) || quote(event_id) FROM event_resources ORDER BY 1";
+        let rows = db.reader().query_all_raw(sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Sqlite, sql)).await.expect("dump");
+        rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("text")).collect()
+    }
+
+    /// Events stepped on the writer's connection are stored exactly as SeaORM stores
+    /// them (same types and encodings), repeats by id are skipped either way, and the
+    /// related-resource filters find them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_written_directly_are_stored_as_seaorm_stores_them() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:00:00.5Z").expect("now").to_utc();
+        let first = Uuid::now_v7();
+        let batch = vec![event(first, 1, None), event(Uuid::now_v7(), 2, Some(first)), event(first, 1, None)];
+
+        let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let (through_orm, direct) = (migrated_sqlite(&dir_a).await, migrated_sqlite(&dir_b).await);
+
+        let txn = through_orm.writer().begin().await.expect("begin");
+        assert_eq!(insert_many(&txn, Backend::Sqlite, &batch, now).await.expect("insert"), 2);
+        assert_eq!(insert_many(&txn, Backend::Sqlite, &batch, now).await.expect("insert again"), 0);
+        txn.commit().await.expect("commit");
+
+        let rows = std::sync::Arc::new(SqliteEventRows::new(batch.clone()).expect("encode"));
+        let again = std::sync::Arc::clone(&rows);
+        assert_eq!(direct.write_direct(move |txn| rows.insert(txn, now)).await.expect("direct insert"), 2);
+        assert_eq!(direct.write_direct(move |txn| again.insert(txn, now)).await.expect("direct insert again"), 0);
+
+        let stored = dump(&direct).await;
+        assert_eq!(stored.len(), 2 + 2 * 3, "two events, three resource rows each");
+        assert_eq!(stored, dump(&through_orm).await);
+
+        let filter = EventFilter {
+            related: Some(OneOrMany::One(EventRelatedFilter { id: Some(vec!["prefect.tag.x".to_owned()]), ..Default::default() })),
+            ..Default::default()
+        };
+        let (found, total) = query(direct.reader(), Backend::Sqlite, &filter, 10, 0, now).await.expect("query");
+        assert_eq!(total, 2);
+        let mut expected = batch[..2].to_vec();
+        expected.sort_by_key(|e| e.id);
+        let mut found = found;
+        found.sort_by_key(|e| e.id);
+        assert_eq!(found, expected);
+    }
+
+    /// A direct job that fails leaves nothing behind, and the writer goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_direct_job_rolls_back() {
+        let now = prefect_domain::time::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let rows = SqliteEventRows::new(vec![event(Uuid::now_v7(), 1, None)]).expect("encode");
+        let failed = db
+            .write_direct(move |txn| {
+                rows.insert(txn, now)?;
+                Err::<(), _>(crate::Error::Encode("the job fails after writing".to_owned()))
+            })
+            .await;
+        assert!(matches!(failed, Err(crate::Error::Encode(_))), "{failed:?}");
+        assert!(dump(&db).await.is_empty());
+
+        let rows = SqliteEventRows::new(vec![event(Uuid::now_v7(), 2, None)]).expect("encode");
+        assert_eq!(db.write_direct(move |txn| rows.insert(txn, now)).await.expect("next job"), 1);
+        // SeaORM jobs still find the connection in autocommit, between transactions.
+        db.write(None, |txn| Box::pin(async move { txn.execute_unprepared("DELETE FROM event_resources").await.map(|_| ()).map_err(crate::Error::from_db) }))
+            .await
+            .expect("an ORM job after direct ones");
+        assert_eq!(dump(&db).await.len(), 1);
+    }
 }

@@ -30,6 +30,7 @@ pub mod csrf;
 pub mod db;
 pub mod deployments;
 pub mod direct_reads;
+pub mod direct_writes;
 mod entity;
 mod error;
 pub mod events;
