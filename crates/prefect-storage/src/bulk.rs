@@ -6,9 +6,11 @@
 //!
 //! - SQLite: `VALUES` lists of a few fixed sizes ([`SQLITE_TIERS`] rows); a
 //!   batch is cut into the largest tiers that fit, so any batch reuses at most
-//!   five cached statements. The largest tier is for merged log flushes (about
-//!   1,600 rows under load): 7 statements instead of 25, each one a round trip
-//!   to the driver's thread.
+//!   five cached statements, each one a round trip to the driver's thread.
+//!   This path serves callers inside a SeaORM transaction; the server's own
+//!   event and log writes on SQLite step row by row on the writer's connection
+//!   instead ([`crate::direct_writes`]), and the tests there compare the rows
+//!   both paths store.
 //! - PostgreSQL: one statement for any batch size; the rows travel as one
 //!   JSON parameter that `jsonb_array_elements` unpacks (PostgreSQL parses it
 //!   once; SQLite's `json_each` re-parses every value and was slower than the
