@@ -62,10 +62,43 @@ trait Job: Send {
     fn finish(self: Box<Self>);
 }
 
-struct TypedJob<T, E, F> {
-    f: F,
+/// A job's result while its batch runs, and where it goes once the batch is done.
+struct Pending<T, E> {
     result: Option<std::result::Result<T, E>>,
     reply: Option<oneshot::Sender<std::result::Result<T, E>>>,
+}
+
+impl<T, E: From<Error>> Pending<T, E> {
+    fn new(reply: oneshot::Sender<std::result::Result<T, E>>) -> Self {
+        Pending { result: None, reply: Some(reply) }
+    }
+
+    /// Keeps `result`; whether it is a success.
+    fn keep(&mut self, result: std::result::Result<T, E>) -> bool {
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn reset(&mut self) {
+        self.result = None;
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.result = Some(Err(E::from(error)));
+    }
+
+    fn finish(&mut self) {
+        if let (Some(reply), Some(result)) = (self.reply.take(), self.result.take()) {
+            // The caller may have given up (request cancelled); its result is simply dropped.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+struct TypedJob<T, E, F> {
+    f: F,
+    pending: Pending<T, E>,
 }
 
 impl<T, E, F> Job for TypedJob<T, E, F>
@@ -77,38 +110,32 @@ where
     fn run<'t>(&'t mut self, txn: &'t DatabaseTransaction) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
         Box::pin(async move {
             let result = (self.f)(txn).await;
-            let ok = result.is_ok();
-            self.result = Some(result);
-            ok
+            self.pending.keep(result)
         })
     }
 
     fn run_direct(&mut self, _txn: &DirectTransaction<'_>) -> bool {
-        self.result = Some(Err(E::from(wrong_kind())));
+        self.pending.fail(wrong_kind());
         false
     }
 
     fn reset(&mut self) {
-        self.result = None;
+        self.pending.reset();
     }
 
     fn fail(&mut self, error: &Error) {
-        self.result = Some(Err(E::from(batch_failure(error))));
+        self.pending.fail(batch_failure(error));
     }
 
     fn finish(mut self: Box<Self>) {
-        if let (Some(reply), Some(result)) = (self.reply.take(), self.result.take()) {
-            // The caller may have given up (request cancelled); its result is simply dropped.
-            let _ = reply.send(result);
-        }
+        self.pending.finish();
     }
 }
 
 /// A job stepped on the SQLite writer's own connection (see [`crate::direct_writes`]).
 struct DirectJob<T, F> {
     f: F,
-    result: Option<Result<T>>,
-    reply: Option<oneshot::Sender<Result<T>>>,
+    pending: Pending<T, Error>,
 }
 
 impl<T, F> Job for DirectJob<T, F>
@@ -117,7 +144,7 @@ where
     F: Fn(&DirectTransaction<'_>) -> Result<T> + Send + 'static,
 {
     fn run<'t>(&'t mut self, _txn: &'t DatabaseTransaction) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
-        self.result = Some(Err(wrong_kind()));
+        self.pending.fail(wrong_kind());
         Box::pin(std::future::ready(false))
     }
 
@@ -127,23 +154,19 @@ where
 
     fn run_direct(&mut self, txn: &DirectTransaction<'_>) -> bool {
         let result = (self.f)(txn);
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
+        self.pending.keep(result)
     }
 
     fn reset(&mut self) {
-        self.result = None;
+        self.pending.reset();
     }
 
     fn fail(&mut self, error: &Error) {
-        self.result = Some(Err(batch_failure(error)));
+        self.pending.fail(batch_failure(error));
     }
 
     fn finish(mut self: Box<Self>) {
-        if let (Some(reply), Some(result)) = (self.reply.take(), self.result.take()) {
-            let _ = reply.send(result);
-        }
+        self.pending.finish();
     }
 }
 
@@ -223,6 +246,13 @@ impl Writers {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Queues the job `make` builds around its reply, and waits for its result.
+    async fn submit<T, E: From<Error>>(&self, lane: Lane, key: Option<u64>, make: impl FnOnce(Pending<T, E>) -> Box<dyn Job>) -> std::result::Result<T, E> {
+        let (reply, receive) = oneshot::channel();
+        self.queue(lane, key).send(make(Pending::new(reply))).await.map_err(|_| E::from(Error::Unavailable("the database writer has stopped".to_owned())))?;
+        receive.await.map_err(|_| E::from(Error::Unavailable("the database writer dropped a job".to_owned())))?
+    }
+
     fn queue(&self, lane: Lane, key: Option<u64>) -> &mpsc::Sender<Box<dyn Job>> {
         let n = self.queues.len();
         let i = match key {
@@ -260,11 +290,7 @@ impl Database {
         E: From<Error> + Send + 'static,
         F: for<'t> Fn(&'t DatabaseTransaction) -> JobFuture<'t, T, E> + Send + 'static,
     {
-        let writers = self.writers();
-        let (reply, receive) = oneshot::channel();
-        let boxed: Box<dyn Job> = Box::new(TypedJob { f: job, result: None, reply: Some(reply) });
-        writers.queue(lane, key).send(boxed).await.map_err(|_| E::from(Error::Unavailable("the database writer has stopped".to_owned())))?;
-        receive.await.map_err(|_| E::from(Error::Unavailable("the database writer dropped a job".to_owned())))?
+        self.writers().submit(lane, key, |pending| Box::new(TypedJob { f: job, pending })).await
     }
 
     /// Runs `job` on the SQLite writer's own connection, in its own transaction in the
@@ -280,10 +306,7 @@ impl Database {
         if self.backend() != crate::Backend::Sqlite {
             return Err(Error::Database(sea_orm::DbErr::Custom("direct writes are for SQLite only".to_owned())));
         }
-        let (reply, receive) = oneshot::channel();
-        let boxed: Box<dyn Job> = Box::new(DirectJob { f: job, result: None, reply: Some(reply) });
-        self.writers().queue(Lane::Bulk, None).send(boxed).await.map_err(|_| Error::Unavailable("the database writer has stopped".to_owned()))?;
-        receive.await.map_err(|_| Error::Unavailable("the database writer dropped a job".to_owned()))?
+        self.writers().submit(Lane::Bulk, None, |pending| Box::new(DirectJob { f: job, pending })).await
     }
 }
 
