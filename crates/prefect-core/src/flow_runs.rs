@@ -11,6 +11,7 @@ use prefect_domain::sorts::FlowRunSort;
 use prefect_domain::state::{OrchestrationResult, State, StateCreate, StateType};
 use prefect_domain::time::{self, DateTime};
 use prefect_orchestration::{Effect, FlowPolicy};
+use prefect_storage::direct_writes::DirectTransaction;
 use prefect_storage::flow_runs::{HistoryRow, NewFlowRun};
 use prefect_storage::{flow_run_inputs, flow_runs, flows, task_runs, work_pools};
 use serde_json::{Map, Value};
@@ -137,8 +138,18 @@ impl Core {
         // so two creations with one key meet in order rather than racing.
         let key = new.idempotency_key.as_ref().map(|_| new.flow_id);
         let job = Arc::new((new, inserted, initial, t, self.db().backend()));
+        let direct_job = Arc::clone(&job);
+        let direct = move |txn: &DirectTransaction<'_>| {
+            let (new, inserted, initial, t, _) = &*direct_job;
+            if new.idempotency_key.is_some() {
+                // Looking the key up is left to SeaORM (scheduled runs, not the hot path).
+                return Ok(None);
+            }
+            let transition = orchestrate::transition_flow_run_direct(txn, t, inserted.clone(), initial.clone(), true, None, orchestrate::FlowRunRow::New(new))?;
+            Ok(transition.map(Ok))
+        };
         let outcome = self
-            .write(key, move |txn| {
+            .write_direct_or(key, direct, move |txn| {
                 let job = Arc::clone(&job);
                 Box::pin(async move {
                     let (new, inserted, initial, t, backend) = &*job;
@@ -293,8 +304,13 @@ impl Core {
         let t = self.transition_context(client);
         let proposed = state.into_state(t.now);
         let job = Arc::new((t, proposed, self.db().backend()));
+        let direct_job = Arc::clone(&job);
+        let direct = move |txn: &DirectTransaction<'_>| {
+            let (t, proposed, _) = &*direct_job;
+            orchestrate::set_flow_run_state_direct(txn, t, id, proposed.clone(), force, policy)
+        };
         let transition = self
-            .write(Some(id), move |txn| {
+            .write_direct_or(Some(id), direct, move |txn| {
                 let job = Arc::clone(&job);
                 Box::pin(async move {
                     let (t, proposed, backend) = &*job;

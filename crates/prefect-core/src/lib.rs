@@ -243,6 +243,25 @@ impl Core {
         self.db().write(key.map(|k| k.as_u64_pair().1), job).await
     }
 
+    /// A write that on SQLite first tries `direct` on the writer's own connection (see
+    /// [`prefect_storage::direct_writes`]), in the interactive lane and keyed as
+    /// [`Core::write`]; `job` runs through SeaORM on PostgreSQL, and on SQLite when `direct`
+    /// answers `None` (it must then have written nothing).
+    pub(crate) async fn write_direct_or<T, D, F>(&self, key: Option<uuid::Uuid>, direct: D, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        D: Fn(&prefect_storage::direct_writes::DirectTransaction<'_>) -> Result<Option<T>> + Send + 'static,
+        F: for<'t> Fn(&'t prefect_storage::DatabaseTransaction) -> prefect_storage::batch::JobFuture<'t, T, Error> + Send + 'static,
+    {
+        if self.db().backend() == prefect_storage::Backend::Sqlite {
+            let key = key.map(|k| k.as_u64_pair().1);
+            if let Some(done) = self.db().write_direct_in(prefect_storage::batch::Lane::Interactive, key, direct).await? {
+                return Ok(done);
+            }
+        }
+        self.write(key, job).await
+    }
+
     /// [`Core::write`] in the writers' bulk lane, for ingested events and logs: a flood
     /// of them then shares the writer with orchestration instead of queueing ahead of it.
     pub(crate) async fn write_bulk<T, F>(&self, job: F) -> Result<T>

@@ -18,6 +18,7 @@ use prefect_orchestration::{
     Context, Effect, FlowPolicy, FlowRunData, OrchestrationSettings, OrchestrationStore, StoreError, TaskPolicy, TaskRunData, Version,
 };
 use prefect_storage::concurrency::SlotWaits;
+use prefect_storage::direct_writes::DirectTransaction;
 use prefect_storage::flow_runs::{NewFlowRun, RunBookkeeping};
 use prefect_storage::task_runs::NewTaskRun;
 use prefect_storage::{Backend, DatabaseTransaction, RowWrites, artifacts, concurrency, deployments, flow_runs, task_runs};
@@ -141,6 +142,120 @@ impl OrchestrationStore for TxnStore<'_> {
     }
 }
 
+/// What [`DirectStore`] answers for what it leaves to a SeaORM transaction: the rules
+/// stop, nothing has been written, and the transition runs again through [`TxnStore`].
+#[derive(Debug, thiserror::Error)]
+#[error("this transition runs in a SeaORM transaction")]
+pub(crate) struct NeedsSeaOrm;
+
+/// The orchestration port over the SQLite writer's own connection (see
+/// [`prefect_storage::direct_writes`]), for the transitions most runs make: it answers
+/// the lookups of those (the proposed timestamp, the parent flow run) and [`NeedsSeaOrm`]
+/// to everything else. Every write of a transition happens after its rules have run,
+/// and the writes the rules make themselves (slots, leases, the task cache, inputs) are
+/// among what it leaves to SeaORM, so a transition it stops has written nothing.
+pub(crate) struct DirectStore<'a, 'c> {
+    txn: &'a DirectTransaction<'c>,
+    now: DateTime,
+    /// A flow run inserted in this transaction: it has no states to collide with.
+    new_flow_run: Option<Uuid>,
+    /// `(run, timestamp, taken)`, read with the run (see [`TxnStore::probed_timestamp`]).
+    probed_timestamp: Option<(Uuid, DateTime, bool)>,
+}
+
+fn needs_sea_orm<T>() -> StoreResult<T> {
+    Err(Box::new(NeedsSeaOrm))
+}
+
+impl OrchestrationStore for DirectStore<'_, '_> {
+    async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
+        if self.new_flow_run == Some(flow_run_id) {
+            return Ok(false);
+        }
+        match self.probed_timestamp {
+            Some((run, probed, taken)) if run == flow_run_id && probed == timestamp => Ok(taken),
+            _ => needs_sea_orm(),
+        }
+    }
+
+    async fn deployment_concurrency(&mut self, _deployment_id: Uuid) -> StoreResult<Option<DeploymentConcurrency>> {
+        needs_sea_orm()
+    }
+
+    async fn read_limits_by_name(&mut self, _names: &[String]) -> StoreResult<Vec<ConcurrencyLimitV2>> {
+        needs_sea_orm()
+    }
+
+    async fn increment_slots(&mut self, _limit_ids: &[Uuid], _slots: i64) -> StoreResult<bool> {
+        needs_sea_orm()
+    }
+
+    async fn decrement_slots(&mut self, _limit_ids: &[Uuid], _slots: i64) -> StoreResult<()> {
+        needs_sea_orm()
+    }
+
+    async fn create_lease(&mut self, _limit_ids: &[Uuid], _slots: i64, _ttl_seconds: f64, _holder: Option<ConcurrencyLeaseHolder>) -> StoreResult<Uuid> {
+        needs_sea_orm()
+    }
+
+    async fn read_lease(&mut self, _lease_id: Uuid) -> StoreResult<Option<ConcurrencyLease>> {
+        needs_sea_orm()
+    }
+
+    async fn renew_lease(&mut self, _lease_id: Uuid, _ttl_seconds: f64) -> StoreResult<bool> {
+        needs_sea_orm()
+    }
+
+    async fn revoke_lease(&mut self, _lease_id: Uuid) -> StoreResult<()> {
+        needs_sea_orm()
+    }
+
+    async fn leases_held_by(&mut self, _limit_ids: &[Uuid], _holder_id: Uuid) -> StoreResult<Vec<ConcurrencyLease>> {
+        needs_sea_orm()
+    }
+
+    async fn read_cached_state(&mut self, _cache_key: &str, _now: DateTime) -> StoreResult<Option<State>> {
+        needs_sea_orm()
+    }
+
+    async fn insert_cache_entry(&mut self, _state: &State) -> StoreResult<()> {
+        needs_sea_orm()
+    }
+
+    async fn read_parent_flow_run(&mut self, flow_run_id: Uuid) -> StoreResult<Option<ParentFlowRun>> {
+        let run = flow_runs::read_direct(self.txn, flow_run_id, self.now).map_err(boxed)?;
+        Ok(run.map(|r| ParentFlowRun { id: r.id, run_count: r.run_count, state: r.state }))
+    }
+
+    async fn delete_flow_run_inputs(&mut self, _flow_run_id: Uuid, _keys: &[String]) -> StoreResult<()> {
+        needs_sea_orm()
+    }
+
+    async fn set_subflow_parent_task_state(&mut self, _task_run_id: Uuid, _state: State) -> StoreResult<()> {
+        needs_sea_orm()
+    }
+}
+
+/// Polls a direct transition's orchestration once: over a [`DirectStore`] nothing in it
+/// waits, so it is done after one poll.
+fn run_ready<F: Future>(future: F) -> Result<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(Error::Internal("a transition on the SQLite writer's connection waited".to_owned())),
+    }
+}
+
+/// Whether orchestration ran to its end: `false` when a rule asked [`DirectStore`] for
+/// what it leaves to SeaORM.
+fn orchestrated(outcome: std::result::Result<(), prefect_orchestration::Error>) -> Result<bool> {
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(e) if e.source.is::<NeedsSeaOrm>() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Everything a transition needs besides the transaction.
 #[derive(Debug, Clone)]
 pub(crate) struct TransitionContext {
@@ -250,8 +365,26 @@ pub(crate) async fn set_flow_run_state(
     policy: Option<FlowPolicy>,
 ) -> Result<Transition<FlowRun>> {
     let (run, proposed_timestamp_taken) =
-        flow_runs::read_for_transition(txn, backend, flow_run_id, state.timestamp, t.now).await?.ok_or_else(|| Error::not_found("Flow run not found"))?;
+        flow_runs::read_for_transition(txn, backend, flow_run_id, state.timestamp, t.now).await?.ok_or_else(flow_run_not_found)?;
     transition_flow_run(txn, backend, t, run, state, force, policy, FlowRunRow::Read { proposed_timestamp_taken }).await
+}
+
+/// [`set_flow_run_state`] on the SQLite writer's own connection; `None` when the transition
+/// needs more than [`DirectStore`] does (nothing was written: run it through SeaORM).
+pub(crate) fn set_flow_run_state_direct(
+    txn: &DirectTransaction<'_>,
+    t: &TransitionContext,
+    flow_run_id: Uuid,
+    state: State,
+    force: bool,
+    policy: Option<FlowPolicy>,
+) -> Result<Option<Transition<FlowRun>>> {
+    let (run, proposed_timestamp_taken) = flow_runs::read_for_transition_direct(txn, flow_run_id, state.timestamp, t.now)?.ok_or_else(flow_run_not_found)?;
+    transition_flow_run_direct(txn, t, run, state, force, policy, FlowRunRow::Read { proposed_timestamp_taken })
+}
+
+fn flow_run_not_found() -> Error {
+    Error::not_found("Flow run not found")
 }
 
 /// Where the flow run of a transition stands in the transaction.
@@ -262,6 +395,16 @@ pub(crate) enum FlowRunRow<'a> {
     Read { proposed_timestamp_taken: bool },
     /// About to be inserted by this transition.
     New(&'a NewFlowRun),
+}
+
+impl<'a> FlowRunRow<'a> {
+    /// The run to insert, and what the read answered about the proposed timestamp.
+    fn parts(self, run: &FlowRun, state: &State) -> (Option<&'a NewFlowRun>, Option<(Uuid, DateTime, bool)>) {
+        match self {
+            FlowRunRow::New(new) => (Some(new), None),
+            FlowRunRow::Read { proposed_timestamp_taken } => (None, Some((run.id, state.timestamp, proposed_timestamp_taken))),
+        }
+    }
 }
 
 /// Orchestrates `state` for `run`, already read (and locked) in `txn`, or about to be
@@ -280,61 +423,83 @@ pub(crate) async fn transition_flow_run(
     policy: Option<FlowPolicy>,
     row: FlowRunRow<'_>,
 ) -> Result<Transition<FlowRun>> {
-    let (new_run, probed_timestamp) = match row {
-        FlowRunRow::New(new) => (Some(new), None),
-        FlowRunRow::Read { proposed_timestamp_taken } => (None, Some((run.id, state.timestamp, proposed_timestamp_taken))),
-    };
-    let initial = run.state.clone();
-    let before = flow_run_data(&run);
-    let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
-    configure(&mut ctx, t);
-    let policy = policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core });
+    let (new_run, probed_timestamp) = row.parts(&run, &state);
+    let mut ctx = flow_context(&run, state, t);
     let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: new_run.map(|n| n.id), probed_timestamp };
-    prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, policy).await?;
+    prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, flow_policy(force, policy)).await?;
+    let mut writes = RowWrites::on(txn);
+    let transition = write_flow_transition(&mut writes, ctx, run, new_run, t.now);
+    writes.execute(txn).await?;
+    Ok(transition)
+}
 
+/// [`transition_flow_run`] on the SQLite writer's own connection; `None` when the rules
+/// asked [`DirectStore`] for something it leaves to SeaORM (nothing was written).
+pub(crate) fn transition_flow_run_direct(
+    txn: &DirectTransaction<'_>,
+    t: &TransitionContext,
+    run: FlowRun,
+    state: State,
+    force: bool,
+    policy: Option<FlowPolicy>,
+    row: FlowRunRow<'_>,
+) -> Result<Option<Transition<FlowRun>>> {
+    let (new_run, probed_timestamp) = row.parts(&run, &state);
+    let mut ctx = flow_context(&run, state, t);
+    let mut store = DirectStore { txn, now: t.now, new_flow_run: new_run.map(|n| n.id), probed_timestamp };
+    if !orchestrated(run_ready(prefect_orchestration::orchestrate_flow(&mut ctx, &mut store, flow_policy(force, policy)))?)? {
+        return Ok(None);
+    }
+    let mut writes = RowWrites::for_backend(Backend::Sqlite);
+    let transition = write_flow_transition(&mut writes, ctx, run, new_run, t.now);
+    writes.execute_direct(txn)?;
+    Ok(Some(transition))
+}
+
+fn flow_policy(force: bool, policy: Option<FlowPolicy>) -> FlowPolicy {
+    policy.unwrap_or(if force { FlowPolicy::Minimal } else { FlowPolicy::Core })
+}
+
+fn flow_context(run: &FlowRun, state: State, t: &TransitionContext) -> Context<FlowRunData> {
+    let mut ctx = Context::new(flow_run_data(run), run.state.clone(), Some(state), t.now);
+    configure(&mut ctx, t);
+    ctx
+}
+
+/// Queues in `writes` the rows an orchestrated flow transition changes (the new run, its
+/// result artifact and state, its bookkeeping) and answers the run as it is after them.
+fn write_flow_transition(writes: &mut RowWrites, ctx: Context<FlowRunData>, run: FlowRun, new_run: Option<&NewFlowRun>, now: DateTime) -> Transition<FlowRun> {
+    let before = flow_run_data(&run);
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let before_state_id = after.state_id;
     let state_id = validated.map(|v| v.id).or(before_state_id);
-    let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
-        flow_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, t.now);
+        flow_runs::push_insert(writes, new, &bookkeeping_of(state_id, &ctx.run), &ctx.run.empirical_policy, now);
     }
     if let Some(validated) = validated {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => {
-                // The artifact row refers to the run: write what is queued first.
-                std::mem::replace(&mut writes, RowWrites::on(txn)).execute(txn).await?;
-                Some(artifacts::insert_result(txn, data, Some(after.id), None, t.now).await?)
-            }
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::push_insert_result(writes, data, Some(after.id), None, now)),
             _ => None,
         };
-        flow_runs::push_state(&mut writes, after.id, validated, artifact, t.now);
+        flow_runs::push_state(writes, after.id, validated, artifact, now);
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
             let policy = (ctx.run.empirical_policy != before.empirical_policy).then_some(&ctx.run.empirical_policy);
-            flow_runs::push_bookkeeping_changes(
-                &mut writes,
-                after.id,
-                &bookkeeping_of(before_state_id, &before),
-                &bookkeeping_of(state_id, &ctx.run),
-                policy,
-                t.now,
-            );
+            flow_runs::push_bookkeeping_changes(writes, after.id, &bookkeeping_of(before_state_id, &before), &bookkeeping_of(state_id, &ctx.run), policy, now);
         }
-        apply_flow_run_data(&mut after, &ctx.run, t.now);
+        apply_flow_run_data(&mut after, &ctx.run, now);
     }
-    writes.execute(txn).await?;
-    Ok(Transition {
+    Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,
         run: after,
         effects: ctx.effects,
-    })
+    }
 }
 
 /// Copies what orchestration changed onto the run, as `write_bookkeeping` stored it.
@@ -377,8 +542,25 @@ pub(crate) async fn set_task_run_state(
     state: State,
     force: bool,
 ) -> Result<Transition<TaskRun>> {
-    let run = task_runs::read_for_update(txn, backend, task_run_id, t.now).await?.ok_or_else(|| Error::not_found("Task run not found"))?;
+    let run = task_runs::read_for_update(txn, backend, task_run_id, t.now).await?.ok_or_else(task_run_not_found)?;
     transition_task_run(txn, backend, t, run, state, force, None).await
+}
+
+/// [`set_task_run_state`] on the SQLite writer's own connection; `None` when the transition
+/// needs more than [`DirectStore`] does (nothing was written: run it through SeaORM).
+pub(crate) fn set_task_run_state_direct(
+    txn: &DirectTransaction<'_>,
+    t: &TransitionContext,
+    task_run_id: Uuid,
+    state: State,
+    force: bool,
+) -> Result<Option<Transition<TaskRun>>> {
+    let run = task_runs::read_for_update_direct(txn, task_run_id, t.now)?.ok_or_else(task_run_not_found)?;
+    transition_task_run_direct(txn, t, run, state, force, None)
+}
+
+fn task_run_not_found() -> Error {
+    Error::not_found("Task run not found")
 }
 
 /// Orchestrates `state` for `run`, already read (and locked) in `txn`, or about to be
@@ -392,59 +574,254 @@ pub(crate) async fn transition_task_run(
     force: bool,
     new_run: Option<&NewTaskRun>,
 ) -> Result<Transition<TaskRun>> {
-    let initial = run.state.clone();
-    let before = task_run_data(&run);
-    let policy = if state.state_details.deferred == Some(true) {
+    let policy = task_policy(&state, force);
+    let mut ctx = task_context(&run, state, t);
+    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: None, probed_timestamp: None };
+    prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
+    let mut writes = RowWrites::on(txn);
+    let transition = write_task_transition(&mut writes, ctx, run, new_run, t.now);
+    writes.execute(txn).await?;
+    Ok(transition)
+}
+
+/// [`transition_task_run`] on the SQLite writer's own connection; `None` when the rules
+/// asked [`DirectStore`] for something it leaves to SeaORM (nothing was written).
+pub(crate) fn transition_task_run_direct(
+    txn: &DirectTransaction<'_>,
+    t: &TransitionContext,
+    run: TaskRun,
+    state: State,
+    force: bool,
+    new_run: Option<&NewTaskRun>,
+) -> Result<Option<Transition<TaskRun>>> {
+    let policy = task_policy(&state, force);
+    let mut ctx = task_context(&run, state, t);
+    let mut store = DirectStore { txn, now: t.now, new_flow_run: None, probed_timestamp: None };
+    if !orchestrated(run_ready(prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy))?)? {
+        return Ok(None);
+    }
+    let mut writes = RowWrites::for_backend(Backend::Sqlite);
+    let transition = write_task_transition(&mut writes, ctx, run, new_run, t.now);
+    writes.execute_direct(txn)?;
+    Ok(Some(transition))
+}
+
+fn task_policy(state: &State, force: bool) -> TaskPolicy {
+    if state.state_details.deferred == Some(true) {
         TaskPolicy::Background
     } else if force {
         TaskPolicy::Minimal
     } else {
         TaskPolicy::Core
-    };
-    let mut ctx = Context::new(before.clone(), initial, Some(state), t.now);
-    configure(&mut ctx, t);
-    let mut store = TxnStore { txn, backend, waits: t.waits, settings: &t.settings, now: t.now, new_flow_run: None, probed_timestamp: None };
-    prefect_orchestration::orchestrate_task(&mut ctx, &mut store, policy).await?;
+    }
+}
 
+fn task_context(run: &TaskRun, state: State, t: &TransitionContext) -> Context<TaskRunData> {
+    let mut ctx = Context::new(task_run_data(run), run.state.clone(), Some(state), t.now);
+    configure(&mut ctx, t);
+    ctx
+}
+
+/// Queues in `writes` the rows an orchestrated task transition changes (see [`write_flow_transition`]).
+fn write_task_transition(writes: &mut RowWrites, ctx: Context<TaskRunData>, run: TaskRun, new_run: Option<&NewTaskRun>, now: DateTime) -> Transition<TaskRun> {
+    let before = task_run_data(&run);
     let created = ctx.proposed_state.is_some();
     let validated = ctx.validated_state.as_ref().filter(|_| created);
     let mut after = run;
     let before_state_id = after.state_id;
     let state_id = validated.map(|v| v.id).or(before_state_id);
-    let mut writes = RowWrites::on(txn);
     if let Some(new) = new_run {
-        task_runs::push_insert(&mut writes, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, t.now);
+        task_runs::push_insert(writes, new, &bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count, now);
     }
     if let Some(validated) = validated {
         let artifact = match &validated.data {
-            Some(data) if has_persisted_result(Some(data)) => {
-                // The artifact row refers to the run: write what is queued first.
-                std::mem::replace(&mut writes, RowWrites::on(txn)).execute(txn).await?;
-                Some(artifacts::insert_result(txn, data, after.flow_run_id, Some(after.id), t.now).await?)
-            }
+            Some(data) if has_persisted_result(Some(data)) => Some(artifacts::push_insert_result(writes, data, after.flow_run_id, Some(after.id), now)),
             _ => None,
         };
-        task_runs::push_state(&mut writes, after.id, validated, artifact, t.now);
+        task_runs::push_state(writes, after.id, validated, artifact, now);
         after.state_id = Some(validated.id);
         after.state = Some(validated.clone());
     }
     if validated.is_some() || ctx.run != before {
         if new_run.is_none() {
             task_runs::push_bookkeeping_changes(
-                &mut writes,
+                writes,
                 after.id,
                 (&bookkeeping_of(before_state_id, &before), before.flow_run_run_count),
                 (&bookkeeping_of(state_id, &ctx.run), ctx.run.flow_run_run_count),
-                t.now,
+                now,
             );
         }
-        apply_task_run_data(&mut after, &ctx.run, t.now);
+        apply_task_run_data(&mut after, &ctx.run, now);
     }
-    writes.execute(txn).await?;
-    Ok(Transition {
+    Transition {
         result: OrchestrationResult { state: ctx.validated_state, status: ctx.response_status, details: ctx.response_details },
         created,
         run: after,
         effects: ctx.effects,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use prefect_domain::flow::FlowCreate;
+    use prefect_domain::state::{StateCreate, StateType};
+    use prefect_storage::batch::Lane;
+    use prefect_storage::{Database, DatabaseOptions};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{Core, CoreSettings};
+
+    fn new_run(flow_id: Uuid, name: &str) -> NewFlowRun {
+        NewFlowRun {
+            id: Uuid::now_v7(),
+            name: name.to_owned(),
+            flow_id,
+            flow_version: Some("1".to_owned()),
+            deployment_id: None,
+            deployment_version: None,
+            work_queue_id: None,
+            work_queue_name: None,
+            parameters: serde_json::Map::new(),
+            idempotency_key: None,
+            context: serde_json::Map::new(),
+            empirical_policy: Default::default(),
+            tags: vec!["t".to_owned()],
+            labels: Default::default(),
+            parent_task_run_id: None,
+            infrastructure_document_id: None,
+            job_variables: None,
+            created_by: None,
+            auto_scheduled: false,
+        }
+    }
+
+    /// What a transition answered and the run as stored after it, without what differs
+    /// between two runs by construction (ids and names) or by when they are read (estimates).
+    fn comparable(transition: &Transition<FlowRun>, stored: &FlowRun) -> Value {
+        let mut stored = serde_json::to_value(stored).expect("run");
+        for key in ["id", "name", "state_id", "estimated_run_time", "estimated_start_time_delta"] {
+            stored[key] = Value::Null;
+        }
+        stored["state"]["id"] = Value::Null;
+        stored["state"]["state_details"]["flow_run_id"] = Value::Null;
+        let mut result = serde_json::to_value(&transition.result).expect("result");
+        result["state"]["id"] = Value::Null;
+        result["state"]["state_details"]["flow_run_id"] = Value::Null;
+        json!({ "created": transition.created, "result": result, "stored": stored })
+    }
+
+    /// The same proposals at the same instants for two runs, one through SeaORM and one
+    /// on the SQLite writer's own connection, answer alike and leave the same runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_and_sea_orm_transitions_answer_and_store_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("prefect.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        prefect_storage::migrate(&db).await.expect("migrate");
+        let (core, _events) = Core::new(db, CoreSettings::default());
+        let (flow, _) = core.create_flow(FlowCreate { name: "f".to_owned(), tags: Vec::new(), labels: None }).await.expect("flow");
+        let base = core.transition_context(&ClientInfo::default());
+
+        let result = json!({"type": "reference", "storage_key": "/results/k", "serializer": {"type": "json"}});
+        let state = |state_type: StateType, data: Option<Value>, now: DateTime| {
+            let mut create = StateCreate::of(state_type);
+            create.data = data;
+            create.into_state(now)
+        };
+        let proposals = [
+            (StateType::Pending, None, true),
+            (StateType::Running, None, false),
+            (StateType::Completed, Some(result.clone()), false),
+            // Out of a terminal state without force: the rules refuse it.
+            (StateType::Running, None, false),
+        ];
+
+        let (sea_orm_run, direct_run) = (new_run(flow.id, "through-sea-orm"), new_run(flow.id, "direct"));
+        for (step, (state_type, data, first)) in proposals.into_iter().enumerate() {
+            // Each step a millisecond after the last (a state's timestamp is unique per run).
+            let t = Arc::new(TransitionContext { now: base.now + chrono::Duration::milliseconds(step as i64), ..base.clone() });
+            // The same proposal for each run, with a state id of its own.
+            let (for_sea_orm, proposed) = (state(state_type, data.clone(), t.now), state(state_type, data, t.now));
+            let through_sea_orm = {
+                let (t, new, proposed) = (Arc::clone(&t), sea_orm_run.clone(), for_sea_orm);
+                core.write(None, move |txn| {
+                    let (t, new, proposed) = (Arc::clone(&t), new.clone(), proposed.clone());
+                    Box::pin(async move {
+                        if first {
+                            let inserted = flow_runs::inserted(&new, None, t.now);
+                            transition_flow_run(txn, Backend::Sqlite, &t, inserted, proposed, true, None, FlowRunRow::New(&new)).await
+                        } else {
+                            set_flow_run_state(txn, Backend::Sqlite, &t, new.id, proposed, false, None).await
+                        }
+                    })
+                })
+                .await
+                .expect("transition through SeaORM")
+            };
+            let direct = {
+                let (t, new) = (Arc::clone(&t), direct_run.clone());
+                core.db()
+                    .write_direct_in(Lane::Interactive, None, move |txn| {
+                        if first {
+                            let inserted = flow_runs::inserted(&new, None, t.now);
+                            transition_flow_run_direct(txn, &t, inserted, proposed.clone(), true, None, FlowRunRow::New(&new))
+                        } else {
+                            set_flow_run_state_direct(txn, &t, new.id, proposed.clone(), false, None)
+                        }
+                    })
+                    .await
+                    .expect("direct transition")
+                    .expect("this transition needs nothing the direct store leaves to SeaORM")
+            };
+            let stored_sea_orm = core.read_flow_run(sea_orm_run.id).await.expect("run");
+            let stored_direct = core.read_flow_run(direct_run.id).await.expect("run");
+            assert_eq!(comparable(&direct, &stored_direct), comparable(&through_sea_orm, &stored_sea_orm), "step {step}");
+            assert_eq!(stored_direct.state.as_ref().map(|s| s.id), direct.result.state.as_ref().map(|s| s.id));
+        }
+        let completed = core.read_flow_run(direct_run.id).await.expect("run");
+        assert_eq!(completed.state_type, Some(StateType::Completed), "the last proposal was refused");
+        assert_eq!(completed.state.and_then(|s| s.data), Some(result), "the result reference is stored with its state");
+        for id in [sea_orm_run.id, direct_run.id] {
+            assert_eq!(core.flow_run_states(id).await.expect("states").len(), 3, "Pending, Running, Completed");
+        }
+    }
+
+    /// A transition whose rules need what the direct store leaves to SeaORM answers `None`
+    /// and writes nothing, so that SeaORM can run it whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_direct_transition_that_needs_sea_orm_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("prefect.db").display());
+        let db = Database::connect(&DatabaseOptions { url, ..Default::default() }).await.expect("connect");
+        prefect_storage::migrate(&db).await.expect("migrate");
+        let (core, _events) = Core::new(db, CoreSettings::default());
+        let (flow, _) = core.create_flow(FlowCreate { name: "f".to_owned(), tags: Vec::new(), labels: None }).await.expect("flow");
+        let t = Arc::new(core.transition_context(&ClientInfo::default()));
+        let mut new = new_run(flow.id, "deployed");
+        // A run of a deployment: Scheduled to Pending asks for the deployment's concurrency settings.
+        new.deployment_id = Some(Uuid::now_v7());
+        let scheduled = StateCreate::of(StateType::Scheduled).into_state(t.now);
+        let created = {
+            let (t, new) = (Arc::clone(&t), new.clone());
+            core.db()
+                .write_direct_in(Lane::Interactive, None, move |txn| {
+                    transition_flow_run_direct(txn, &t, flow_runs::inserted(&new, None, t.now), scheduled.clone(), true, None, FlowRunRow::New(&new))
+                })
+                .await
+                .expect("create")
+        };
+        assert!(created.is_some(), "a forced first state needs no lookups");
+        let pending = StateCreate::of(StateType::Pending).into_state(t.now + chrono::Duration::milliseconds(1));
+        let answer = {
+            let (t, id) = (Arc::clone(&t), new.id);
+            core.db().write_direct_in(Lane::Interactive, None, move |txn| set_flow_run_state_direct(txn, &t, id, pending.clone(), false, None)).await
+        };
+        assert!(matches!(answer, Ok(None)), "left to SeaORM: {answer:?}");
+        assert_eq!(core.read_flow_run(new.id).await.expect("run").state_type, Some(StateType::Scheduled));
+        assert_eq!(core.flow_run_states(new.id).await.expect("states").len(), 1);
+    }
 }

@@ -11,6 +11,7 @@ use prefect_domain::state::{State, StateCreate};
 use prefect_domain::task_run::{TaskRun, TaskRunCreate, TaskRunUpdate};
 use prefect_domain::time::{self, DateTime};
 use prefect_orchestration::Effect;
+use prefect_storage::direct_writes::DirectTransaction;
 use prefect_storage::flow_runs;
 use prefect_storage::task_runs::{self, NewTaskRun};
 use serde_json::Value;
@@ -67,9 +68,24 @@ impl Core {
         let inserted = task_runs::inserted(&new, t.now);
         let initial = create.state.clone().map(|state| state.into_state(t.now));
         let job = Arc::new((new, inserted, initial, t, self.db().backend()));
+        let direct_job = Arc::clone(&job);
+        let direct = move |txn: &DirectTransaction<'_>| {
+            let (new, inserted, initial, t, _) = &*direct_job;
+            if let Some(existing) = task_runs::find_by_natural_key_direct(txn, new.flow_run_id, &new.task_key, &new.dynamic_key, t.now)? {
+                return Ok(Some((existing, false, Vec::new())));
+            }
+            match initial {
+                Some(state) => {
+                    let transition = orchestrate::transition_task_run_direct(txn, t, inserted.clone(), state.clone(), true, Some(new))?;
+                    Ok(transition.map(|transition| (transition.run, true, transition.effects)))
+                }
+                // A run without a state is rare: SeaORM inserts it.
+                None => Ok(None),
+            }
+        };
         // Keyed by flow run: creations of one task in one flow run meet in order (dedupe).
         let outcome = self
-            .write(create.flow_run_id, move |txn| {
+            .write_direct_or(create.flow_run_id, direct, move |txn| {
                 let job = Arc::clone(&job);
                 Box::pin(async move {
                     let (new, inserted, initial, t, backend) = &*job;
@@ -151,8 +167,13 @@ impl Core {
         let t = self.transition_context(client);
         let proposed = state.into_state(t.now);
         let job = Arc::new((t, proposed, self.db().backend()));
+        let direct_job = Arc::clone(&job);
+        let direct = move |txn: &DirectTransaction<'_>| {
+            let (t, proposed, _) = &*direct_job;
+            orchestrate::set_task_run_state_direct(txn, t, id, proposed.clone(), force)
+        };
         let transition = self
-            .write(Some(id), move |txn| {
+            .write_direct_or(Some(id), direct, move |txn| {
                 let job = Arc::clone(&job);
                 Box::pin(async move {
                     let (t, proposed, backend) = &*job;

@@ -72,9 +72,9 @@ pub trait Rule<R, S: OrchestrationStore>: Send {
     fn is_universal(&self) -> bool {
         false
     }
-    fn before(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn after(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn cleanup(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn before(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>>;
+    fn after(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>>;
+    fn cleanup(&mut self, ctx: &mut Context<R>, store: &mut S) -> impl Future<Output = Result<(), StoreError>>;
 }
 
 /// Orchestration failed because a rule or the store failed; the caller rolls back.

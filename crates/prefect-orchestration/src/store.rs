@@ -45,21 +45,25 @@ pub struct ParentFlowRun {
 }
 
 /// Lookups and writes available to rules, all within the caller's transaction.
-pub trait OrchestrationStore: Send {
+///
+/// The futures carry no `Send` bound: a store over a connection that stays on one thread
+/// (the SQLite writer's own, polled in place) implements it too, and the orchestration of a
+/// store whose futures are `Send` (a SeaORM transaction) is `Send` itself.
+pub trait OrchestrationStore {
     /// Whether the flow run already has a state with exactly this timestamp.
-    fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> impl Future<Output = Result<bool, StoreError>>;
 
     /// Concurrency settings of a deployment; `None` if the deployment does not exist.
-    fn deployment_concurrency(&mut self, deployment_id: Uuid) -> impl Future<Output = Result<Option<DeploymentConcurrency>, StoreError>> + Send;
+    fn deployment_concurrency(&mut self, deployment_id: Uuid) -> impl Future<Output = Result<Option<DeploymentConcurrency>, StoreError>>;
 
     /// V2 limits by name (missing names are skipped).
-    fn read_limits_by_name(&mut self, names: &[String]) -> impl Future<Output = Result<Vec<ConcurrencyLimitV2>, StoreError>> + Send;
+    fn read_limits_by_name(&mut self, names: &[String]) -> impl Future<Output = Result<Vec<ConcurrencyLimitV2>, StoreError>>;
 
     /// Takes `slots` on every limit, or on none: `false` when any is full or inactive.
-    fn increment_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn increment_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> impl Future<Output = Result<bool, StoreError>>;
 
     /// Returns `slots` to every limit (never below zero).
-    fn decrement_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn decrement_slots(&mut self, limit_ids: &[Uuid], slots: i64) -> impl Future<Output = Result<(), StoreError>>;
 
     /// Creates a lease on slots already taken; returns its id.
     fn create_lease(
@@ -68,31 +72,31 @@ pub trait OrchestrationStore: Send {
         slots: i64,
         ttl_seconds: f64,
         holder: Option<ConcurrencyLeaseHolder>,
-    ) -> impl Future<Output = Result<Uuid, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Uuid, StoreError>>;
 
-    fn read_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<Option<ConcurrencyLease>, StoreError>> + Send;
+    fn read_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<Option<ConcurrencyLease>, StoreError>>;
 
     /// Extends a lease that has not been reclaimed yet; `false` if it is gone.
-    fn renew_lease(&mut self, lease_id: Uuid, ttl_seconds: f64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn renew_lease(&mut self, lease_id: Uuid, ttl_seconds: f64) -> impl Future<Output = Result<bool, StoreError>>;
 
     /// Deletes a lease record (its slots are returned separately).
-    fn revoke_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn revoke_lease(&mut self, lease_id: Uuid) -> impl Future<Output = Result<(), StoreError>>;
 
     /// Leases on any of `limit_ids` held by `holder_id`.
-    fn leases_held_by(&mut self, limit_ids: &[Uuid], holder_id: Uuid) -> impl Future<Output = Result<Vec<ConcurrencyLease>, StoreError>> + Send;
+    fn leases_held_by(&mut self, limit_ids: &[Uuid], holder_id: Uuid) -> impl Future<Output = Result<Vec<ConcurrencyLease>, StoreError>>;
 
     /// The newest cached COMPLETED state for `cache_key` that has not expired at `now`.
-    fn read_cached_state(&mut self, cache_key: &str, now: DateTime) -> impl Future<Output = Result<Option<State>, StoreError>> + Send;
+    fn read_cached_state(&mut self, cache_key: &str, now: DateTime) -> impl Future<Output = Result<Option<State>, StoreError>>;
 
     /// Records a validated COMPLETED state in the task cache under its cache key.
-    fn insert_cache_entry(&mut self, state: &State) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_cache_entry(&mut self, state: &State) -> impl Future<Output = Result<(), StoreError>>;
 
     /// The flow run a task run belongs to.
-    fn read_parent_flow_run(&mut self, flow_run_id: Uuid) -> impl Future<Output = Result<Option<ParentFlowRun>, StoreError>> + Send;
+    fn read_parent_flow_run(&mut self, flow_run_id: Uuid) -> impl Future<Output = Result<Option<ParentFlowRun>, StoreError>>;
 
     /// Deletes flow run inputs (a pause that fired consumes its input keys).
-    fn delete_flow_run_inputs(&mut self, flow_run_id: Uuid, keys: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_flow_run_inputs(&mut self, flow_run_id: Uuid, keys: &[String]) -> impl Future<Output = Result<(), StoreError>>;
 
     /// Forces `state` onto the task run that stands for a subflow in its parent.
-    fn set_subflow_parent_task_state(&mut self, task_run_id: Uuid, state: State) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_subflow_parent_task_state(&mut self, task_run_id: Uuid, state: State) -> impl Future<Output = Result<(), StoreError>>;
 }

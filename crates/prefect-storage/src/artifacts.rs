@@ -17,6 +17,7 @@ use crate::convert;
 use crate::db::Backend;
 use crate::entity::{artifact, artifact_collection};
 use crate::query;
+use crate::writes::RowWrites;
 
 /// Inserts an artifact; a keyed artifact also becomes the latest of its key.
 pub async fn insert(c: &impl ConnectionTrait, create: &ArtifactCreate, now: DateTime) -> Result<Artifact> {
@@ -73,7 +74,8 @@ pub async fn insert(c: &impl ConnectionTrait, create: &ArtifactCreate, now: Date
 }
 
 /// Inserts a `result` artifact for a persisted result; returns its id.
-pub async fn insert_result(c: &impl ConnectionTrait, data: &Value, flow_run_id: Option<Uuid>, task_run_id: Option<Uuid>, now: DateTime) -> Result<Uuid> {
+/// Queues the result artifact of a state in `writes`; its id.
+pub fn push_insert_result(writes: &mut RowWrites, data: &Value, flow_run_id: Option<Uuid>, task_run_id: Option<Uuid>, now: DateTime) -> Uuid {
     let id = Uuid::now_v7();
     let model = artifact::ActiveModel {
         id: Set(id),
@@ -87,8 +89,8 @@ pub async fn insert_result(c: &impl ConnectionTrait, data: &Value, flow_run_id: 
         description: Set(None),
         metadata_: Set(None),
     };
-    artifact::Entity::insert(model).exec_without_returning(c).await?;
-    Ok(id)
+    writes.insert(&artifact::Entity::insert(model));
+    id
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Artifact>> {

@@ -133,15 +133,16 @@ where
 }
 
 /// A job stepped on the SQLite writer's own connection (see [`crate::direct_writes`]).
-struct DirectJob<T, F> {
+struct DirectJob<T, E, F> {
     f: F,
-    pending: Pending<T, Error>,
+    pending: Pending<T, E>,
 }
 
-impl<T, F> Job for DirectJob<T, F>
+impl<T, E, F> Job for DirectJob<T, E, F>
 where
     T: Send + 'static,
-    F: Fn(&DirectTransaction<'_>) -> Result<T> + Send + 'static,
+    E: From<Error> + Send + 'static,
+    F: Fn(&DirectTransaction<'_>) -> std::result::Result<T, E> + Send + 'static,
 {
     fn run<'t>(&'t mut self, _txn: &'t DatabaseTransaction) -> Pin<Box<dyn Future<Output = bool> + Send + 't>> {
         self.pending.fail(wrong_kind());
@@ -303,10 +304,23 @@ impl Database {
         T: Send + 'static,
         F: Fn(&DirectTransaction<'_>) -> Result<T> + Send + 'static,
     {
+        self.write_direct_in(Lane::Bulk, None, job).await
+    }
+
+    /// [`Database::write_direct`] in the given lane: in [`Lane::Interactive`], the job shares
+    /// a transaction with the direct jobs queued beside it, as [`Database::write`] jobs do
+    /// with theirs (a batch that mixes the two kinds runs each stretch of one kind in a
+    /// transaction of its own, in queue order). SQLite only.
+    pub async fn write_direct_in<T, E, F>(&self, lane: Lane, key: Option<u64>, job: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: Fn(&DirectTransaction<'_>) -> std::result::Result<T, E> + Send + 'static,
+    {
         if self.backend() != crate::Backend::Sqlite {
-            return Err(Error::Database(sea_orm::DbErr::Custom("direct writes are for SQLite only".to_owned())));
+            return Err(E::from(Error::Database(sea_orm::DbErr::Custom("direct writes are for SQLite only".to_owned()))));
         }
-        self.writers().submit(Lane::Bulk, None, |pending| Box::new(DirectJob { f: job, pending })).await
+        self.writers().submit(lane, key, |pending| Box::new(DirectJob { f: job, pending })).await
     }
 }
 
@@ -376,8 +390,23 @@ async fn drain(db: &WriteConnection, jobs: &mut mpsc::Receiver<Box<dyn Job>>, ba
     }
 }
 
-/// Runs a batch in one transaction (each job alone if any fails) and answers every job.
+/// Runs a batch and answers every job: each stretch of jobs of one kind (SeaORM or
+/// direct) in one transaction, in queue order.
 async fn run_jobs(db: &WriteConnection, batch: &mut Vec<Box<dyn Job>>) {
+    let mut start = 0;
+    while start < batch.len() {
+        let direct = batch[start].is_direct();
+        let end = batch[start..].iter().position(|job| job.is_direct() != direct).map_or(batch.len(), |n| start + n);
+        run_stretch(db, &mut batch[start..end]).await;
+        start = end;
+    }
+    for job in batch.drain(..) {
+        job.finish();
+    }
+}
+
+/// Runs jobs of one kind in one transaction (each job alone if any fails).
+async fn run_stretch(db: &WriteConnection, batch: &mut [Box<dyn Job>]) {
     match run_batch(db, batch).await {
         Ok(()) => {}
         Err(error) if batch.len() == 1 => {
@@ -395,9 +424,6 @@ async fn run_jobs(db: &WriteConnection, batch: &mut Vec<Box<dyn Job>>) {
                 }
             }
         }
-    }
-    for job in batch.drain(..) {
-        job.finish();
     }
 }
 

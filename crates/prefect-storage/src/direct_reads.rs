@@ -154,7 +154,7 @@ fn read_all<T>(
 
 /// A bound value as sqlx-sqlite encodes it (through sea-query-sqlx), so that comparisons
 /// with stored values behave the same on both paths; `None` for types not handled here.
-fn bindable(value: &Value) -> Option<SqliteValue> {
+pub(crate) fn bindable(value: &Value) -> Option<SqliteValue> {
     use SqliteValue::{Blob, Integer, Null, Real, Text};
     Some(match value {
         Value::Bool(v) => v.map_or(Null, |b| Integer(b as i64)),

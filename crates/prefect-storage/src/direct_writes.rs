@@ -1,38 +1,56 @@
-//! Bulk writes stepped directly on the SQLite writer's own connection.
+//! Writes stepped directly on the SQLite writer's own connection.
 //!
 //! Through SeaORM, every statement of a write job is built by sea-query, its values are
 //! copied into sqlx's arguments, and it travels to the connection's worker thread and
 //! back: a thread hand-off per statement, and the writer loop and the worker thread take
-//! turns. A bulk insert of events or log lines is many rows of a few fixed statements,
-//! so here such a job runs whole on the thread that owns the writer for the moment:
-//! sqlx lends out the connection's `sqlite3` handle ([`LockedSqliteHandle`]), the job
-//! prepares its statements once and binds and steps every row through rusqlite.
+//! turns. Here a job runs whole on the thread that owns the writer for the moment: sqlx
+//! lends out the connection's `sqlite3` handle ([`LockedSqliteHandle`]), and the job
+//! binds and steps its statements through rusqlite, each prepared once per transaction.
+//!
+//! Two kinds of jobs run this way:
+//! - bulk inserts of events and log lines ([`Lane::Bulk`], one job per transaction): many
+//!   rows of a few fixed statements;
+//! - state transitions of flow and task runs ([`Lane::Interactive`], sharing a transaction
+//!   with the transitions queued beside them): a read of the run, the rules, then the rows
+//!   they write, with the statements SeaORM builds ([`DirectTransaction::execute`],
+//!   [`DirectTransaction::query_one`]), so no trip to the worker thread between them.
 //!
 //! It is the same connection, so the same page cache, the same transaction order and
 //! the same settings (busy timeout, foreign keys) as every other write; rusqlite links
-//! the same SQLite library as sqlx (one `libsqlite3-sys`). Only [`Lane::Bulk`] jobs are
-//! run this way, and each runs in its own transaction, as bulk jobs always do.
+//! the same SQLite library as sqlx (one `libsqlite3-sys`).
 //!
 //! [`LockedSqliteHandle`]: sea_orm::sqlx::sqlite::LockedSqliteHandle
 //! [`Lane::Bulk`]: crate::batch::Lane::Bulk
+//! [`Lane::Interactive`]: crate::batch::Lane::Interactive
 
 #![allow(unsafe_code)]
 
 use chrono::SecondsFormat;
 use prefect_domain::time::DateTime;
-use sea_orm::DbErr;
+use sea_orm::{DbErr, Statement};
 
 use crate::db::WriteConnection;
+use crate::direct_reads::bindable;
 use crate::error::{Error, Result};
+use crate::rows::Decoded;
 
 /// A timestamp as sqlx stores a `DateTime<Utc>` in SQLite (RFC 3339, `+00:00`).
 pub(crate) fn timestamp_text(t: &DateTime) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-/// A rusqlite error as this crate's error (busy or locked: the database is unavailable).
+/// A rusqlite error as this crate's error, sorted as [`Error::from_db`] sorts sqlx's:
+/// constraint violations, busy or locked (the database is unavailable), the rest.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
+        match failure.extended_code {
+            SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY => return Error::Conflict(e.to_string()),
+            SQLITE_CONSTRAINT_FOREIGNKEY => return Error::InvalidReference(e.to_string()),
+            _ => {}
+        }
+    }
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked) => Error::Unavailable(e.to_string()),
         _ => Error::Database(DbErr::Custom(e.to_string())),
@@ -93,6 +111,43 @@ impl<'c> DirectTransaction<'c> {
     /// A statement prepared for this transaction (prepared once, then reused for every row).
     pub(crate) fn prepare(&self, sql: &str) -> Result<rusqlite::CachedStatement<'c>> {
         self.conn.prepare_cached(sql).map_err(sqlite_error)
+    }
+
+    /// Runs a statement SeaORM built for SQLite that returns no rows; how many rows it changed.
+    pub(crate) fn execute(&self, statement: &Statement) -> Result<usize> {
+        let mut prepared = self.bound(statement)?;
+        prepared.raw_execute().map_err(sqlite_error)
+    }
+
+    /// The first row of a statement SeaORM built for SQLite, decoded by position.
+    pub(crate) fn query_one<D: Decoded>(&self, statement: &Statement) -> Result<Option<D>> {
+        let mut prepared = self.bound(statement)?;
+        let mut rows = prepared.raw_query();
+        match rows.next().map_err(sqlite_error)? {
+            Some(row) => Ok(Some(D::decode(row).map_err(|e| Error::Corrupt(DbErr::from(e).to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every row of a statement SeaORM built for SQLite, decoded by position.
+    pub(crate) fn query_all<D: Decoded>(&self, statement: &Statement) -> Result<Vec<D>> {
+        let mut prepared = self.bound(statement)?;
+        let mut rows = prepared.raw_query();
+        let mut decoded = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            decoded.push(D::decode(row).map_err(|e| Error::Corrupt(DbErr::from(e).to_string()))?);
+        }
+        Ok(decoded)
+    }
+
+    /// `statement` prepared, with its values bound as sqlx would bind them.
+    fn bound(&self, statement: &Statement) -> Result<rusqlite::CachedStatement<'c>> {
+        let mut prepared = self.prepare(&statement.sql)?;
+        for (index, value) in statement.values.iter().flat_map(|v| v.0.iter()).enumerate() {
+            let value = bindable(value).ok_or_else(|| Error::Database(DbErr::Custom(format!("a direct write cannot bind {value:?}"))))?;
+            prepared.raw_bind_parameter(index + 1, value).map_err(sqlite_error)?;
+        }
+        Ok(prepared)
     }
 }
 

@@ -11,13 +11,14 @@ use prefect_domain::time::DateTime;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Statement,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::convert::{self, to_json};
 use crate::db::{Backend, ReadConnection};
+use crate::direct_writes::DirectTransaction;
 use crate::entity::{TypedJson, flow_run, flow_run_state, work_pool, work_queue};
 use crate::query;
 use crate::rows::{self, Decoded, PositionalRow};
@@ -216,6 +217,24 @@ async fn hydrate(c: &impl ConnectionTrait, rows: Vec<(flow_run::Model, Option<fl
         .collect()
 }
 
+/// [`hydrate`] on the SQLite writer's own connection.
+fn hydrate_direct(txn: &DirectTransaction<'_>, rows: Vec<(flow_run::Model, Option<flow_run_state::Model>)>, now: DateTime) -> Result<Vec<FlowRun>> {
+    let queue_ids: Vec<Uuid> = rows.iter().filter_map(|(m, _)| m.work_queue_id).collect();
+    let pools = match pools_of_queues_select(DbBackend::Sqlite, queue_ids) {
+        Some(select) => txn.query_all::<(Uuid, Uuid, String)>(&select)?.into_iter().map(|(queue, pool, name)| (queue, (pool, name))).collect(),
+        None => HashMap::new(),
+    };
+    rows.into_iter()
+        .map(|(m, state)| {
+            let state = state.map(convert::flow_run_state).transpose()?;
+            let pool = m.work_queue_id.and_then(|q| pools.get(&q).cloned());
+            let mut run = convert::flow_run(m, state, pool)?;
+            run.compute_estimates(now);
+            Ok(run)
+        })
+        .collect()
+}
+
 fn with_state() -> sea_orm::SelectTwo<flow_run::Entity, flow_run_state::Entity> {
     flow_run::Entity::find().find_also_related(flow_run_state::Entity)
 }
@@ -303,23 +322,33 @@ fn state_at(row: &impl PositionalRow) -> std::result::Result<Option<flow_run_sta
 }
 
 /// `work_queue_id -> (work_pool_id, work_pool_name)`.
-pub async fn work_pools_of_queues(c: &impl ConnectionTrait, mut queue_ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Uuid, String)>> {
+pub async fn work_pools_of_queues(c: &impl ConnectionTrait, queue_ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Uuid, String)>> {
+    let Some(select) = pools_of_queues_select(c.get_database_backend(), queue_ids) else {
+        return Ok(HashMap::new());
+    };
+    let mut pools = HashMap::new();
+    for row in c.query_all_raw(select).await? {
+        let (queue, pool, name) = <(Uuid, Uuid, String)>::decode(&row).map_err(sea_orm::DbErr::from)?;
+        pools.insert(queue, (pool, name));
+    }
+    Ok(pools)
+}
+
+/// `(queue id, pool id, pool name)` of each queue; `None` when there are no queues.
+fn pools_of_queues_select(backend: DbBackend, mut queue_ids: Vec<Uuid>) -> Option<Statement> {
     queue_ids.sort_unstable();
     queue_ids.dedup();
     if queue_ids.is_empty() {
-        return Ok(HashMap::new());
+        return None;
     }
-    let rows: Vec<(Uuid, Uuid, String)> = work_queue::Entity::find()
+    let select = work_queue::Entity::find()
         .select_only()
         .column(work_queue::Column::Id)
         .column(work_queue::Column::WorkPoolId)
         .column_as(Expr::col((work_pool::Entity, work_pool::Column::Name)), "pool_name")
         .join(sea_orm::JoinType::InnerJoin, work_queue::Relation::WorkPool.def())
-        .filter(work_queue::Column::Id.is_in(queue_ids))
-        .into_tuple()
-        .all(c)
-        .await?;
-    Ok(rows.into_iter().map(|(queue, pool, name)| (queue, (pool, name))).collect())
+        .filter(work_queue::Column::Id.is_in(queue_ids));
+    Some(sea_orm::QueryTrait::build(&select, backend))
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
@@ -353,7 +382,35 @@ pub async fn read_for_transition(
     proposed_timestamp: DateTime,
     now: DateTime,
 ) -> Result<Option<(FlowRun, bool)>> {
-    const TAKEN: &str = "proposed_timestamp_taken";
+    let Some(row) = c.query_one_raw(transition_select(backend, id, proposed_timestamp)).await? else {
+        return Ok(None);
+    };
+    let (run, state, taken) = RunForTransition::decode(&row).map_err(sea_orm::DbErr::from)?;
+    let run = hydrate(c, vec![(run, state)], now).await?.pop();
+    Ok(run.map(|run| (run, taken)))
+}
+
+/// [`read_for_transition`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
+pub fn read_for_transition_direct(txn: &DirectTransaction<'_>, id: Uuid, proposed_timestamp: DateTime, now: DateTime) -> Result<Option<(FlowRun, bool)>> {
+    let Some((run, state, taken)) = txn.query_one::<RunForTransition>(&transition_select(Backend::Sqlite, id, proposed_timestamp))? else {
+        return Ok(None);
+    };
+    let run = hydrate_direct(txn, vec![(run, state)], now)?.pop();
+    Ok(run.map(|run| (run, taken)))
+}
+
+/// The run by id on the SQLite writer's own connection, as [`read`] reads it.
+pub fn read_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
+    let select = with_state().filter(flow_run::Column::Id.eq(id));
+    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, DbBackend::Sqlite))? else {
+        return Ok(None);
+    };
+    Ok(hydrate_direct(txn, vec![row], now)?.pop())
+}
+
+/// The run with its state, and whether one of its states has `proposed_timestamp`
+/// (locked on PostgreSQL): the statement of [`read_for_transition`].
+fn transition_select(backend: Backend, id: Uuid, proposed_timestamp: DateTime) -> Statement {
     let other = sea_orm::sea_query::Alias::new("other_state");
     let taken = sea_orm::sea_query::Query::select()
         .expr(Expr::val(1))
@@ -361,17 +418,22 @@ pub async fn read_for_transition(
         .and_where(Expr::col((other.clone(), flow_run_state::Column::FlowRunId)).eq(id))
         .and_where(Expr::col((other, flow_run_state::Column::Timestamp)).eq(proposed_timestamp))
         .to_owned();
-    let mut select = with_state().filter(flow_run::Column::Id.eq(id)).expr_as(Expr::exists(taken), TAKEN);
+    let mut select = with_state().filter(flow_run::Column::Id.eq(id)).expr_as(Expr::exists(taken), "proposed_timestamp_taken");
     if backend == Backend::Postgres {
         sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [flow_run::Entity]);
     }
-    let Some(row) = c.query_one_raw(sea_orm::QueryTrait::build(&select, backend.into())).await? else {
-        return Ok(None);
-    };
-    let (run, state) = RunWithState::decode(&row).map_err(sea_orm::DbErr::from)?;
-    let taken: bool = row.try_get("", TAKEN)?;
-    let run = hydrate(c, vec![(run, state)], now).await?.pop();
-    Ok(run.map(|run| (run, taken)))
+    sea_orm::QueryTrait::build(&select, backend.into())
+}
+
+/// A row of [`transition_select`]: the run, its state, and whether the timestamp is taken
+/// (the column after the state's).
+type RunForTransition = (flow_run::Model, Option<flow_run_state::Model>, bool);
+
+impl rows::Decoded for RunForTransition {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
+        let taken_at = state_offset() + <flow_run_state::Column as sea_orm::Iterable>::iter().count();
+        Ok((run_at(row)?, state_at(row)?, row.at(taken_at)?))
+    }
 }
 
 pub async fn find_by_idempotency_key(c: &impl ConnectionTrait, flow_id: Uuid, key: &str, now: DateTime) -> Result<Option<FlowRun>> {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::Result;
 use crate::convert;
 use crate::db::{Backend, ReadConnection};
+use crate::direct_writes::DirectTransaction;
 use crate::entity::{TypedJson, flow_run, task_run, task_run_state, task_run_state_cache};
 use crate::flow_runs::{RunBookkeeping, changed};
 use crate::query;
@@ -144,6 +145,40 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
     Ok(hydrate(vec![row], now)?.pop())
 }
 
+/// [`read_for_update`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
+pub fn read_for_update_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
+    let select = with_state().filter(task_run::Column::Id.eq(id));
+    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite))? else {
+        return Ok(None);
+    };
+    Ok(hydrate(vec![row], now)?.pop())
+}
+
+/// [`find_by_natural_key`] on the SQLite writer's own connection.
+pub fn find_by_natural_key_direct(
+    txn: &DirectTransaction<'_>,
+    flow_run_id: Option<Uuid>,
+    task_key: &str,
+    dynamic_key: &str,
+    now: DateTime,
+) -> Result<Option<TaskRun>> {
+    let Some(flow_run_id) = flow_run_id else {
+        return Ok(None);
+    };
+    let select = natural_key_select(flow_run_id, task_key, dynamic_key);
+    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite))? else {
+        return Ok(None);
+    };
+    Ok(hydrate(vec![row], now)?.pop())
+}
+
+fn natural_key_select(flow_run_id: Uuid, task_key: &str, dynamic_key: &str) -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> {
+    with_state()
+        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
+        .filter(task_run::Column::TaskKey.eq(task_key))
+        .filter(task_run::Column::DynamicKey.eq(dynamic_key))
+}
+
 /// The task run with this `(flow_run_id, task_key, dynamic_key)`.
 pub async fn find_by_natural_key(
     c: &impl ConnectionTrait,
@@ -155,11 +190,7 @@ pub async fn find_by_natural_key(
     let Some(flow_run_id) = flow_run_id else {
         return Ok(None);
     };
-    let select = with_state()
-        .filter(task_run::Column::FlowRunId.eq(flow_run_id))
-        .filter(task_run::Column::TaskKey.eq(task_key))
-        .filter(task_run::Column::DynamicKey.eq(dynamic_key));
-    let found = rows::select_one(c, &select).await?;
+    let found = rows::select_one(c, &natural_key_select(flow_run_id, task_key, dynamic_key)).await?;
     match found {
         Some(row) => Ok(hydrate(vec![row], now)?.pop()),
         None => Ok(None),

@@ -11,6 +11,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, Value};
 
+use crate::direct_writes::DirectTransaction;
 use crate::{Error, Result};
 
 /// Statements that each write exactly one row, executed in order by [`RowWrites::execute`].
@@ -30,6 +31,12 @@ impl RowWrites {
     /// For writes on `c`.
     pub fn on(c: &impl ConnectionTrait) -> Self {
         Self { backend: c.get_database_backend(), statements: Vec::new(), missing: None, updates: 0, last_is_update: false }
+    }
+
+    /// For writes on a connection of `backend` (e.g. the SQLite writer's own, see
+    /// [`RowWrites::execute_direct`]).
+    pub fn for_backend(backend: impl Into<DbBackend>) -> Self {
+        Self { backend: backend.into(), statements: Vec::new(), missing: None, updates: 0, last_is_update: false }
     }
 
     /// An insert: it writes its row or fails.
@@ -78,6 +85,21 @@ impl RowWrites {
         // command tag), so each statement counts its own row only.
         match self.missing {
             Some(entity) if written < expected => Err(Error::NotFound { entity }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl RowWrites {
+    /// Runs the statements in order on the SQLite writer's own connection, inside its
+    /// transaction: each is stepped in place, so several cost no more trips than one.
+    pub fn execute_direct(self, txn: &DirectTransaction<'_>) -> Result<()> {
+        let mut written = 0;
+        for statement in &self.statements {
+            written += txn.execute(statement)?;
+        }
+        match self.missing {
+            Some(entity) if written < self.statements.len() => Err(Error::NotFound { entity }),
             _ => Ok(()),
         }
     }
