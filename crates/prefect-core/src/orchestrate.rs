@@ -68,16 +68,7 @@ impl OrchestrationStore for TxnStore<'_> {
             Some(id) => concurrency::read(self.txn, id).await.map_err(boxed)?,
             None => None,
         };
-        let collision_strategy = match options.as_ref().and_then(|o| o.get("collision_strategy")).and_then(|v| v.as_str()) {
-            Some("CANCEL_NEW") => CollisionStrategy::CancelNew,
-            _ => CollisionStrategy::Enqueue,
-        };
-        let grace_period_seconds = options.as_ref().and_then(|o| o.get("grace_period_seconds")).and_then(serde_json::Value::as_f64);
-        let limit = limit.map(|mut l| {
-            l.active_slots = concurrency::active_slots_now(&l, self.now);
-            l
-        });
-        Ok(Some(DeploymentConcurrency { limit, collision_strategy, grace_period_seconds }))
+        Ok(Some(deployment_concurrency(limit, options, self.now)))
     }
 
     async fn read_limits_by_name(&mut self, names: &[String]) -> StoreResult<Vec<ConcurrencyLimitV2>> {
@@ -150,8 +141,8 @@ pub(crate) struct NeedsSeaOrm;
 
 /// The orchestration port over the SQLite writer's own connection (see
 /// [`prefect_storage::direct_writes`]), for the transitions most runs make: it answers
-/// the lookups of those (the proposed timestamp, the parent flow run) and [`NeedsSeaOrm`]
-/// to everything else. Every write of a transition happens after its rules have run,
+/// the lookups of those (the proposed timestamp, the parent flow run, a deployment's
+/// concurrency settings) and [`NeedsSeaOrm`] to everything else. Every write of a transition happens after its rules have run,
 /// and the writes the rules make themselves (slots, leases, the task cache, inputs) are
 /// among what it leaves to SeaORM, so a transition it stops has written nothing.
 pub(crate) struct DirectStore<'a, 'c> {
@@ -178,8 +169,15 @@ impl OrchestrationStore for DirectStore<'_, '_> {
         }
     }
 
-    async fn deployment_concurrency(&mut self, _deployment_id: Uuid) -> StoreResult<Option<DeploymentConcurrency>> {
-        needs_sea_orm()
+    async fn deployment_concurrency(&mut self, deployment_id: Uuid) -> StoreResult<Option<DeploymentConcurrency>> {
+        let Some((limit_id, options)) = deployments::read_concurrency_direct(self.txn, deployment_id).map_err(boxed)? else {
+            return Ok(None);
+        };
+        let limit = match limit_id {
+            Some(id) => concurrency::read_direct(self.txn, id).map_err(boxed)?,
+            None => None,
+        };
+        Ok(Some(deployment_concurrency(limit, options, self.now)))
     }
 
     async fn read_limits_by_name(&mut self, _names: &[String]) -> StoreResult<Vec<ConcurrencyLimitV2>> {
@@ -254,6 +252,20 @@ fn orchestrated(outcome: std::result::Result<(), prefect_orchestration::Error>) 
         Err(e) if e.source.is::<NeedsSeaOrm>() => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A deployment's concurrency settings from its limit and `concurrency_options`.
+fn deployment_concurrency(limit: Option<ConcurrencyLimitV2>, options: Option<serde_json::Value>, now: DateTime) -> DeploymentConcurrency {
+    let collision_strategy = match options.as_ref().and_then(|o| o.get("collision_strategy")).and_then(|v| v.as_str()) {
+        Some("CANCEL_NEW") => CollisionStrategy::CancelNew,
+        _ => CollisionStrategy::Enqueue,
+    };
+    let grace_period_seconds = options.as_ref().and_then(|o| o.get("grace_period_seconds")).and_then(serde_json::Value::as_f64);
+    let limit = limit.map(|mut l| {
+        l.active_slots = concurrency::active_slots_now(&l, now);
+        l
+    });
+    DeploymentConcurrency { limit, collision_strategy, grace_period_seconds }
 }
 
 /// Everything a transition needs besides the transaction.
@@ -801,9 +813,7 @@ mod tests {
         let (core, _events) = Core::new(db, CoreSettings::default());
         let (flow, _) = core.create_flow(FlowCreate { name: "f".to_owned(), tags: Vec::new(), labels: None }).await.expect("flow");
         let t = Arc::new(core.transition_context(&ClientInfo::default()));
-        let mut new = new_run(flow.id, "deployed");
-        // A run of a deployment: Scheduled to Pending asks for the deployment's concurrency settings.
-        new.deployment_id = Some(Uuid::now_v7());
+        let new = new_run(flow.id, "collided");
         let scheduled = StateCreate::of(StateType::Scheduled).into_state(t.now);
         let created = {
             let (t, new) = (Arc::clone(&t), new.clone());
@@ -815,7 +825,9 @@ mod tests {
                 .expect("create")
         };
         assert!(created.is_some(), "a forced first state needs no lookups");
-        let pending = StateCreate::of(StateType::Pending).into_state(t.now + chrono::Duration::milliseconds(1));
+        // A proposal at the instant of the run's current state: the rules look for the next
+        // free instant, a lookup the direct store leaves to SeaORM.
+        let pending = StateCreate::of(StateType::Pending).into_state(t.now);
         let answer = {
             let (t, id) = (Arc::clone(&t), new.id);
             core.db().write_direct_in(Lane::Interactive, None, move |txn| set_flow_run_state_direct(txn, &t, id, pending.clone(), false, None)).await

@@ -59,6 +59,33 @@ pub async fn read(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Concurren
     Ok(concurrency_limit_v2::Entity::find_by_id(id).one(c).await?.map(convert::concurrency_limit))
 }
 
+/// [`read`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
+pub fn read_direct(txn: &crate::direct_writes::DirectTransaction<'_>, id: Uuid) -> Result<Option<ConcurrencyLimitV2>> {
+    let select = concurrency_limit_v2::Entity::find_by_id(id);
+    let model: Option<concurrency_limit_v2::Model> = txn.query_one(&sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite))?;
+    Ok(model.map(convert::concurrency_limit))
+}
+
+/// A limit's row by column position: the `Column` enum's order, which is the order
+/// `find_by_id` selects them in (`a_limit_read_directly_is_the_limit_sea_orm_reads` checks it).
+impl crate::rows::Decoded for concurrency_limit_v2::Model {
+    fn decode(row: &impl crate::rows::PositionalRow) -> std::result::Result<Self, sea_orm::TryGetError> {
+        use concurrency_limit_v2::Column as C;
+        Ok(concurrency_limit_v2::Model {
+            id: row.at(C::Id as usize)?,
+            created: row.at(C::Created as usize)?,
+            updated: row.at(C::Updated as usize)?,
+            active: row.at(C::Active as usize)?,
+            name: row.at(C::Name as usize)?,
+            limit: row.at(C::Limit as usize)?,
+            active_slots: row.at(C::ActiveSlots as usize)?,
+            denied_slots: row.at(C::DeniedSlots as usize)?,
+            slot_decay_per_second: row.at(C::SlotDecayPerSecond as usize)?,
+            avg_slot_occupancy_seconds: row.at(C::AvgSlotOccupancySeconds as usize)?,
+        })
+    }
+}
+
 pub async fn read_by_name(c: &impl ConnectionTrait, name: &str) -> Result<Option<ConcurrencyLimitV2>> {
     Ok(concurrency_limit_v2::Entity::find().filter(concurrency_limit_v2::Column::Name.eq(name)).one(c).await?.map(convert::concurrency_limit))
 }
@@ -299,4 +326,32 @@ pub async fn expired_leases(c: &impl ConnectionTrait, backend: Backend, now: Dat
         select = select.lock_with_behavior(sea_orm::sea_query::LockType::Update, sea_orm::sea_query::LockBehavior::SkipLocked);
     }
     select.all(c).await?.into_iter().map(convert::concurrency_lease).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::migrated_sqlite;
+
+    /// A limit read on the writer's own connection, by column position, is the limit SeaORM reads.
+    #[tokio::test]
+    async fn a_limit_read_directly_is_the_limit_sea_orm_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let create =
+            ConcurrencyLimitV2Create { active: false, name: "deployment:x".to_owned(), limit: 3, active_slots: 2, denied_slots: 1, slot_decay_per_second: 0.5 };
+        let created = create_limit(&db, &create).await;
+        let through_sea_orm = read(db.reader(), created.id).await.expect("read").expect("the limit");
+        let id = created.id;
+        let direct = db.write_direct(move |txn| read_direct(txn, id)).await.expect("direct read").expect("the limit");
+        assert_eq!(direct, through_sea_orm);
+        assert_eq!(db.write_direct(|txn| read_direct(txn, Uuid::now_v7())).await.expect("direct read"), None);
+    }
+
+    async fn create_limit(db: &crate::Database, create: &ConcurrencyLimitV2Create) -> ConcurrencyLimitV2 {
+        let txn = db.begin_write().await.expect("begin");
+        let limit = super::create(&txn, create, prefect_domain::time::now()).await.expect("create");
+        crate::commit(txn).await.expect("commit");
+        limit
+    }
 }

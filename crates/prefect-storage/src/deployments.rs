@@ -9,13 +9,18 @@ use crate::entity::deployment;
 
 /// Concurrency settings of a deployment: `(concurrency_limit_id, concurrency_options)`.
 pub async fn read_concurrency(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<(Option<Uuid>, Option<Value>)>> {
-    Ok(deployment::Entity::find_by_id(id)
-        .select_only()
-        .column(deployment::Column::ConcurrencyLimitId)
-        .column(deployment::Column::ConcurrencyOptions)
-        .into_tuple()
-        .one(c)
-        .await?)
+    crate::rows::one(c, concurrency_select(c.get_database_backend(), id)).await
+}
+
+/// [`read_concurrency`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
+pub fn read_concurrency_direct(txn: &crate::direct_writes::DirectTransaction<'_>, id: Uuid) -> Result<Option<(Option<Uuid>, Option<Value>)>> {
+    txn.query_one(&concurrency_select(sea_orm::DbBackend::Sqlite, id))
+}
+
+/// `(concurrency_limit_id, concurrency_options)` of a deployment.
+fn concurrency_select(backend: sea_orm::DbBackend, id: Uuid) -> sea_orm::Statement {
+    let select = deployment::Entity::find_by_id(id).select_only().column(deployment::Column::ConcurrencyLimitId).column(deployment::Column::ConcurrencyOptions);
+    sea_orm::QueryTrait::build(&select, backend)
 }
 
 /// `(name, tags)` of a deployment, for event resources.

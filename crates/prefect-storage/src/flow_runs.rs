@@ -409,8 +409,18 @@ pub fn read_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Resu
 }
 
 /// The run with its state, and whether one of its states has `proposed_timestamp`
-/// (locked on PostgreSQL): the statement of [`read_for_transition`].
+/// (locked on PostgreSQL): the statement of [`read_for_transition`]. Its text depends on
+/// the backend only, so it is built once per backend: building it with sea-query took
+/// longer than SQLite takes to prepare and run it.
 fn transition_select(backend: Backend, id: Uuid, proposed_timestamp: DateTime) -> Statement {
+    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let sql = SQL[backend as usize].get_or_init(|| build_transition_select(backend, Uuid::nil(), DateTime::UNIX_EPOCH).sql);
+    // The values in the order the statement binds them: the subquery's (its `SELECT 1`
+    // too), then the key.
+    Statement::from_sql_and_values(backend.into(), sql.clone(), [1i32.into(), id.into(), proposed_timestamp.into(), id.into()])
+}
+
+fn build_transition_select(backend: Backend, id: Uuid, proposed_timestamp: DateTime) -> Statement {
     let other = sea_orm::sea_query::Alias::new("other_state");
     let taken = sea_orm::sea_query::Query::select()
         .expr(Expr::val(1))
@@ -1059,6 +1069,17 @@ mod tests {
         let mut writes = RowWrites::on(&txn);
         push_bookkeeping_changes(&mut writes, Uuid::now_v7(), &after, &after, None, later);
         assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
+    }
+
+    /// The transition read, built once per backend, is the statement sea-query builds.
+    #[test]
+    fn the_transition_select_built_once_is_the_one_sea_query_builds() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (id, timestamp) = (Uuid::now_v7(), DateTime::from_timestamp(1_800_000_000, 123_456_000).expect("time"));
+            let built = build_transition_select(backend, id, timestamp);
+            let cached = transition_select(backend, id, timestamp);
+            assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
+        }
     }
 
     /// Position-based decoding of run rows gives exactly what SeaORM's by-name decoding

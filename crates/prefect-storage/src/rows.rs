@@ -41,6 +41,13 @@ pub(crate) trait Decoded: Sized + Send + 'static {
     fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError>;
 }
 
+/// A row of two plain columns, in order.
+impl<A: Column + Send + 'static, B: Column + Send + 'static> Decoded for (A, B) {
+    fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError> {
+        Ok((row.at(0)?, row.at(1)?))
+    }
+}
+
 /// A row of three plain columns, in order.
 impl<A: Column + Send + 'static, B: Column + Send + 'static, C: Column + Send + 'static> Decoded for (A, B, C) {
     fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError> {

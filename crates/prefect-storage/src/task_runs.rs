@@ -9,7 +9,7 @@ use prefect_domain::state::State;
 use prefect_domain::task_run::{TaskRun, TaskRunPolicy};
 use prefect_domain::time::DateTime;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -135,11 +135,7 @@ pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<O
 
 /// Reads a task run for a transition, locking its row on PostgreSQL.
 pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let mut select = with_state().filter(task_run::Column::Id.eq(id));
-    if backend == Backend::Postgres {
-        sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
-    }
-    let Some(row) = rows::select_one(c, &select).await? else {
+    let Some(row) = rows::one(c, for_update_select(backend, id)).await? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -147,11 +143,26 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
 
 /// [`read_for_update`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
 pub fn read_for_update_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let select = with_state().filter(task_run::Column::Id.eq(id));
-    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite))? else {
+    let Some(row) = txn.query_one::<RunWithState>(&for_update_select(Backend::Sqlite, id))? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
+}
+
+/// The statement of [`read_for_update`]. Its text depends on the backend only, so it is
+/// built once per backend (building it with sea-query took longer than running it).
+fn for_update_select(backend: Backend, id: Uuid) -> Statement {
+    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let sql = SQL[backend as usize].get_or_init(|| build_for_update_select(backend, Uuid::nil()).sql);
+    Statement::from_sql_and_values(backend.into(), sql.clone(), [id.into()])
+}
+
+fn build_for_update_select(backend: Backend, id: Uuid) -> Statement {
+    let mut select = with_state().filter(task_run::Column::Id.eq(id));
+    if backend == Backend::Postgres {
+        sea_orm::QueryTrait::query(&mut select).lock_with_tables(sea_orm::sea_query::LockType::Update, [task_run::Entity]);
+    }
+    sea_orm::QueryTrait::build(&select, backend.into())
 }
 
 /// [`find_by_natural_key`] on the SQLite writer's own connection.
@@ -656,6 +667,16 @@ mod tests {
 
     use super::*;
     use crate::test_support::migrated_sqlite;
+
+    /// The transition read, built once per backend, is the statement sea-query builds.
+    #[test]
+    fn the_read_for_update_built_once_is_the_one_sea_query_builds() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let id = Uuid::now_v7();
+            let (built, cached) = (build_for_update_select(backend, id), for_update_select(backend, id));
+            assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
+        }
+    }
 
     fn new_task_run(id: Uuid, dynamic_key: &str) -> NewTaskRun {
         NewTaskRun {
