@@ -20,6 +20,11 @@
 //! between them, one transaction each, so a flood of events can neither starve
 //! orchestration (a state transition waits for at most one bulk transaction)
 //! nor be starved by it (ingest then pushes back on its producers instead).
+//!
+//! On SQLite, jobs of either lane may be direct ([`Database::write_direct_in`]): they step
+//! on the writer's own connection (see [`crate::direct_writes`]). A batch that mixes the
+//! two kinds runs each stretch of jobs of one kind in a transaction of its own, in queue
+//! order, with the same all-or-each-alone rule inside each stretch.
 
 use std::future::Future;
 use std::pin::Pin;
