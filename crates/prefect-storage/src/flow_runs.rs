@@ -206,15 +206,7 @@ pub async fn read_labels(c: &impl ConnectionTrait, id: Uuid) -> Result<Option<Ke
 async fn hydrate(c: &impl ConnectionTrait, rows: Vec<(flow_run::Model, Option<flow_run_state::Model>)>, now: DateTime) -> Result<Vec<FlowRun>> {
     let queue_ids: Vec<Uuid> = rows.iter().filter_map(|(m, _)| m.work_queue_id).collect();
     let pools = work_pools_of_queues(c, queue_ids).await?;
-    rows.into_iter()
-        .map(|(m, state)| {
-            let state = state.map(convert::flow_run_state).transpose()?;
-            let pool = m.work_queue_id.and_then(|q| pools.get(&q).cloned());
-            let mut run = convert::flow_run(m, state, pool)?;
-            run.compute_estimates(now);
-            Ok(run)
-        })
-        .collect()
+    runs_in_pools(rows, &pools, now)
 }
 
 /// [`hydrate`] on the SQLite writer's own connection.
@@ -224,6 +216,11 @@ fn hydrate_direct(txn: &DirectTransaction<'_>, rows: Vec<(flow_run::Model, Optio
         Some(select) => txn.query_all::<(Uuid, Uuid, String)>(&select)?.into_iter().map(|(queue, pool, name)| (queue, (pool, name))).collect(),
         None => HashMap::new(),
     };
+    runs_in_pools(rows, &pools, now)
+}
+
+/// Flow runs from rows joined with their current state, given the work pool of each queue.
+fn runs_in_pools(rows: Vec<RunWithState>, pools: &HashMap<Uuid, (Uuid, String)>, now: DateTime) -> Result<Vec<FlowRun>> {
     rows.into_iter()
         .map(|(m, state)| {
             let state = state.map(convert::flow_run_state).transpose()?;

@@ -143,7 +143,12 @@ pub async fn read_for_update(c: &impl ConnectionTrait, backend: Backend, id: Uui
 
 /// [`read_for_update`] on the SQLite writer's own connection (see [`crate::direct_writes`]).
 pub fn read_for_update_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Result<Option<TaskRun>> {
-    let Some(row) = txn.query_one::<RunWithState>(&for_update_select(Backend::Sqlite, id))? else {
+    one_direct(txn, &for_update_select(Backend::Sqlite, id), now)
+}
+
+/// The task run the SQLite statement `select` finds first, on the writer's own connection.
+fn one_direct(txn: &DirectTransaction<'_>, select: &Statement, now: DateTime) -> Result<Option<TaskRun>> {
+    let Some(row) = txn.query_one::<RunWithState>(select)? else {
         return Ok(None);
     };
     Ok(hydrate(vec![row], now)?.pop())
@@ -177,10 +182,7 @@ pub fn find_by_natural_key_direct(
         return Ok(None);
     };
     let select = natural_key_select(flow_run_id, task_key, dynamic_key);
-    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite))? else {
-        return Ok(None);
-    };
-    Ok(hydrate(vec![row], now)?.pop())
+    one_direct(txn, &sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite), now)
 }
 
 fn natural_key_select(flow_run_id: Uuid, task_key: &str, dynamic_key: &str) -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> {
