@@ -42,19 +42,25 @@ pub(crate) struct TxnStore<'a> {
 
 type StoreResult<T> = std::result::Result<T, StoreError>;
 
+/// Whether a state of the run has `timestamp`, when the transaction already knows: a run
+/// inserted in it has no states, and the read of the run answered for the proposed one.
+fn known_timestamp_taken(new_flow_run: Option<Uuid>, probed: Option<(Uuid, DateTime, bool)>, flow_run_id: Uuid, timestamp: DateTime) -> Option<bool> {
+    if new_flow_run == Some(flow_run_id) {
+        return Some(false);
+    }
+    match probed {
+        Some((run, probed, taken)) if run == flow_run_id && probed == timestamp => Some(taken),
+        _ => None,
+    }
+}
+
 fn boxed(e: prefect_storage::Error) -> StoreError {
     Box::new(e)
 }
 
 impl OrchestrationStore for TxnStore<'_> {
     async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
-        if self.new_flow_run == Some(flow_run_id) {
-            return Ok(false);
-        }
-        if let Some((run, probed, taken)) = self.probed_timestamp
-            && run == flow_run_id
-            && probed == timestamp
-        {
+        if let Some(taken) = known_timestamp_taken(self.new_flow_run, self.probed_timestamp, flow_run_id, timestamp) {
             return Ok(taken);
         }
         flow_runs::state_timestamp_taken(self.txn, flow_run_id, timestamp).await.map_err(boxed)
@@ -160,12 +166,9 @@ fn needs_sea_orm<T>() -> StoreResult<T> {
 
 impl OrchestrationStore for DirectStore<'_, '_> {
     async fn flow_run_state_timestamp_taken(&mut self, flow_run_id: Uuid, timestamp: DateTime) -> StoreResult<bool> {
-        if self.new_flow_run == Some(flow_run_id) {
-            return Ok(false);
-        }
-        match self.probed_timestamp {
-            Some((run, probed, taken)) if run == flow_run_id && probed == timestamp => Ok(taken),
-            _ => needs_sea_orm(),
+        match known_timestamp_taken(self.new_flow_run, self.probed_timestamp, flow_run_id, timestamp) {
+            Some(taken) => Ok(taken),
+            None => needs_sea_orm(),
         }
     }
 

@@ -349,7 +349,7 @@ fn pools_of_queues_select(backend: DbBackend, mut queue_ids: Vec<Uuid>) -> Optio
 }
 
 pub async fn read(c: &impl ConnectionTrait, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let Some(row) = rows::select_one(c, &with_state().filter(flow_run::Column::Id.eq(id))).await? else {
+    let Some(row) = rows::one(c, by_id_select(c.get_database_backend(), id)).await? else {
         return Ok(None);
     };
     Ok(hydrate(c, vec![row], now).await?.pop())
@@ -398,11 +398,20 @@ pub fn read_for_transition_direct(txn: &DirectTransaction<'_>, id: Uuid, propose
 
 /// The run by id on the SQLite writer's own connection, as [`read`] reads it.
 pub fn read_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Result<Option<FlowRun>> {
-    let select = with_state().filter(flow_run::Column::Id.eq(id));
-    let Some(row) = txn.query_one::<RunWithState>(&sea_orm::QueryTrait::build(&select, DbBackend::Sqlite))? else {
+    let Some(row) = txn.query_one::<RunWithState>(&by_id_select(DbBackend::Sqlite, id))? else {
         return Ok(None);
     };
     Ok(hydrate_direct(txn, vec![row], now)?.pop())
+}
+
+/// The run with its state, by id: the statement of [`read`] (see [`rows::built_once`]).
+fn by_id_select(backend: DbBackend, id: Uuid) -> Statement {
+    static SQL: rows::BuiltOnce = rows::built_once_cache();
+    rows::built_once(&SQL, backend, || build_by_id_select(backend, Uuid::nil()), [id.into()])
+}
+
+fn build_by_id_select(backend: DbBackend, id: Uuid) -> Statement {
+    sea_orm::QueryTrait::build(&with_state().filter(flow_run::Column::Id.eq(id)), backend)
 }
 
 /// The run with its state, and whether one of its states has `proposed_timestamp`
@@ -410,11 +419,11 @@ pub fn read_direct(txn: &DirectTransaction<'_>, id: Uuid, now: DateTime) -> Resu
 /// the backend only, so it is built once per backend: building it with sea-query took
 /// longer than SQLite takes to prepare and run it.
 fn transition_select(backend: Backend, id: Uuid, proposed_timestamp: DateTime) -> Statement {
-    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    let sql = SQL[backend as usize].get_or_init(|| build_transition_select(backend, Uuid::nil(), DateTime::UNIX_EPOCH).sql);
+    static SQL: rows::BuiltOnce = rows::built_once_cache();
     // The values in the order the statement binds them: the subquery's (its `SELECT 1`
     // too), then the key.
-    Statement::from_sql_and_values(backend.into(), sql.clone(), [1i32.into(), id.into(), proposed_timestamp.into(), id.into()])
+    let values = [1i32.into(), id.into(), proposed_timestamp.into(), id.into()];
+    rows::built_once(&SQL, backend.into(), || build_transition_select(backend, Uuid::nil(), DateTime::UNIX_EPOCH), values)
 }
 
 fn build_transition_select(backend: Backend, id: Uuid, proposed_timestamp: DateTime) -> Statement {
@@ -1068,13 +1077,15 @@ mod tests {
         assert!(matches!(writes.execute(&txn).await, Err(Error::NotFound { entity: "Flow run" })));
     }
 
-    /// The transition read, built once per backend, is the statement sea-query builds.
+    /// The reads by key built once per backend are the statements sea-query builds.
     #[test]
-    fn the_transition_select_built_once_is_the_one_sea_query_builds() {
+    fn the_reads_built_once_are_the_ones_sea_query_builds() {
         for backend in [Backend::Sqlite, Backend::Postgres] {
             let (id, timestamp) = (Uuid::now_v7(), DateTime::from_timestamp(1_800_000_000, 123_456_000).expect("time"));
             let built = build_transition_select(backend, id, timestamp);
             let cached = transition_select(backend, id, timestamp);
+            assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
+            let (built, cached) = (build_by_id_select(backend.into(), id), by_id_select(backend.into(), id));
             assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
         }
     }

@@ -8,7 +8,7 @@
 //! [`PositionalRow`], so the same code reads a SeaORM result and a row stepped on the
 //! direct readers ([`crate::direct_reads`]).
 
-use sea_orm::{ConnectionTrait, DbErr, QueryTrait, Statement, TryGetError};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryTrait, Statement, TryGetError};
 
 use crate::db::ReadConnection;
 use crate::direct_reads::FromSqlite;
@@ -53,6 +53,33 @@ impl<A: Column + Send + 'static, B: Column + Send + 'static, C: Column + Send + 
     fn decode(row: &impl PositionalRow) -> std::result::Result<Self, TryGetError> {
         Ok((row.at(0)?, row.at(1)?, row.at(2)?))
     }
+}
+
+/// The SQL text of a statement that depends on the backend only: one slot per backend.
+pub(crate) type BuiltOnce = [std::sync::OnceLock<String>; 3];
+
+/// An empty [`BuiltOnce`].
+pub(crate) const fn built_once_cache() -> BuiltOnce {
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new(), std::sync::OnceLock::new()]
+}
+
+/// A statement whose text depends on the backend only (a read by key on a hot path): its
+/// SQL is built once per backend by `build` (sea-query took longer to build such a read
+/// than SQLite to run it), and `values` are bound in the order the SQL takes them. Each
+/// use has a test that the result is the statement sea-query builds.
+pub(crate) fn built_once(
+    cache: &'static BuiltOnce,
+    backend: DbBackend,
+    build: impl FnOnce() -> Statement,
+    values: impl IntoIterator<Item = sea_orm::Value>,
+) -> Statement {
+    let slot = match backend {
+        DbBackend::Sqlite => 0,
+        DbBackend::Postgres => 1,
+        _ => 2,
+    };
+    let sql = cache[slot].get_or_init(|| build().sql);
+    Statement::from_sql_and_values(backend, sql.clone(), values)
 }
 
 /// Every row of a SeaORM select (see [`all`]).

@@ -154,12 +154,10 @@ fn one_direct(txn: &DirectTransaction<'_>, select: &Statement, now: DateTime) ->
     Ok(hydrate(vec![row], now)?.pop())
 }
 
-/// The statement of [`read_for_update`]. Its text depends on the backend only, so it is
-/// built once per backend (building it with sea-query took longer than running it).
+/// The statement of [`read_for_update`] (see [`rows::built_once`]).
 fn for_update_select(backend: Backend, id: Uuid) -> Statement {
-    static SQL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    let sql = SQL[backend as usize].get_or_init(|| build_for_update_select(backend, Uuid::nil()).sql);
-    Statement::from_sql_and_values(backend.into(), sql.clone(), [id.into()])
+    static SQL: rows::BuiltOnce = rows::built_once_cache();
+    rows::built_once(&SQL, backend.into(), || build_for_update_select(backend, Uuid::nil()), [id.into()])
 }
 
 fn build_for_update_select(backend: Backend, id: Uuid) -> Statement {
@@ -181,15 +179,22 @@ pub fn find_by_natural_key_direct(
     let Some(flow_run_id) = flow_run_id else {
         return Ok(None);
     };
-    let select = natural_key_select(flow_run_id, task_key, dynamic_key);
-    one_direct(txn, &sea_orm::QueryTrait::build(&select, sea_orm::DbBackend::Sqlite), now)
+    one_direct(txn, &natural_key_select(sea_orm::DbBackend::Sqlite, flow_run_id, task_key, dynamic_key), now)
 }
 
-fn natural_key_select(flow_run_id: Uuid, task_key: &str, dynamic_key: &str) -> sea_orm::SelectTwo<task_run::Entity, task_run_state::Entity> {
-    with_state()
+/// The task run with its state by `(flow_run_id, task_key, dynamic_key)` (see [`rows::built_once`]).
+fn natural_key_select(backend: sea_orm::DbBackend, flow_run_id: Uuid, task_key: &str, dynamic_key: &str) -> Statement {
+    static SQL: rows::BuiltOnce = rows::built_once_cache();
+    let values = [flow_run_id.into(), task_key.into(), dynamic_key.into()];
+    rows::built_once(&SQL, backend, || build_natural_key_select(backend, Uuid::nil(), "", ""), values)
+}
+
+fn build_natural_key_select(backend: sea_orm::DbBackend, flow_run_id: Uuid, task_key: &str, dynamic_key: &str) -> Statement {
+    let select = with_state()
         .filter(task_run::Column::FlowRunId.eq(flow_run_id))
         .filter(task_run::Column::TaskKey.eq(task_key))
-        .filter(task_run::Column::DynamicKey.eq(dynamic_key))
+        .filter(task_run::Column::DynamicKey.eq(dynamic_key));
+    sea_orm::QueryTrait::build(&select, backend)
 }
 
 /// The task run with this `(flow_run_id, task_key, dynamic_key)`.
@@ -203,7 +208,7 @@ pub async fn find_by_natural_key(
     let Some(flow_run_id) = flow_run_id else {
         return Ok(None);
     };
-    let found = rows::select_one(c, &natural_key_select(flow_run_id, task_key, dynamic_key)).await?;
+    let found = rows::one(c, natural_key_select(c.get_database_backend(), flow_run_id, task_key, dynamic_key)).await?;
     match found {
         Some(row) => Ok(hydrate(vec![row], now)?.pop()),
         None => Ok(None),
@@ -670,12 +675,14 @@ mod tests {
     use super::*;
     use crate::test_support::migrated_sqlite;
 
-    /// The transition read, built once per backend, is the statement sea-query builds.
+    /// The reads by key built once per backend are the statements sea-query builds.
     #[test]
-    fn the_read_for_update_built_once_is_the_one_sea_query_builds() {
+    fn the_reads_built_once_are_the_ones_sea_query_builds() {
         for backend in [Backend::Sqlite, Backend::Postgres] {
             let id = Uuid::now_v7();
             let (built, cached) = (build_for_update_select(backend, id), for_update_select(backend, id));
+            assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
+            let (built, cached) = (build_natural_key_select(backend.into(), id, "task", "7"), natural_key_select(backend.into(), id, "task", "7"));
             assert_eq!((cached.sql, cached.values, cached.db_backend), (built.sql, built.values, built.db_backend));
         }
     }

@@ -30,7 +30,7 @@ pub struct RowWrites {
 impl RowWrites {
     /// For writes on `c`.
     pub fn on(c: &impl ConnectionTrait) -> Self {
-        Self { backend: c.get_database_backend(), statements: Vec::new(), missing: None, updates: 0, last_is_update: false }
+        Self::for_backend(c.get_database_backend())
     }
 
     /// For writes on a connection of `backend` (e.g. the SQLite writer's own, see
@@ -88,9 +88,7 @@ impl RowWrites {
             _ => Ok(()),
         }
     }
-}
 
-impl RowWrites {
     /// Runs the statements in order on the SQLite writer's own connection, inside its
     /// transaction: each is stepped in place, so several cost no more trips than one.
     pub fn execute_direct(self, txn: &DirectTransaction<'_>) -> Result<()> {
