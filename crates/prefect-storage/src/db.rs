@@ -18,6 +18,7 @@ use sea_orm::{
 use serde::Deserialize;
 
 use crate::direct_reads::DirectReads;
+use crate::direct_writes::OwnWriter;
 use crate::{Error, Result};
 
 /// PostgreSQL connections opened at start beside the first (the writers and the services
@@ -136,6 +137,8 @@ pub struct Database {
 pub(crate) struct WriteConnection {
     pub conn: DatabaseConnection,
     pub backend: Backend,
+    /// SQLite files only: the connection direct write jobs step on (see `direct_writes`).
+    pub own_writer: Option<std::sync::Arc<OwnWriter>>,
 }
 
 impl WriteConnection {
@@ -198,15 +201,16 @@ impl Database {
                     // An in-memory database exists per connection: reads must share the writer.
                     (write.clone(), None)
                 };
-                let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite }, 1);
+                // A shared in-memory database (`mode=memory`) is not a file another driver can open.
+                let in_memory = normalized.url.contains("mode=memory");
+                let file = normalized.sqlite_path.filter(|_| !in_memory);
+                let busy_timeout = Duration::from_secs_f64(options.sqlite_busy_timeout_seconds);
+                let own_writer = file.clone().map(|path| std::sync::Arc::new(OwnWriter::new(path, busy_timeout)));
+                let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite, own_writer }, 1);
                 db.checkpointer = checkpointer;
                 // As many as can step at once on this machine's cores; they open when first used.
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-                // A shared in-memory database (`mode=memory`) is not a file another driver can open.
-                let in_memory = normalized.url.contains("mode=memory");
-                db.direct = normalized.sqlite_path.filter(|_| !in_memory).map(|path| {
-                    DirectReads::new(path, cores.min(options.pool_size.max(1) as usize), Duration::from_secs_f64(options.sqlite_busy_timeout_seconds))
-                });
+                db.direct = file.map(|path| DirectReads::new(path, cores.min(options.pool_size.max(1) as usize), busy_timeout));
                 Ok(db)
             }
             Backend::Postgres => {
@@ -238,7 +242,7 @@ impl Database {
                 // half the pool writes, so several batches are in flight and PostgreSQL
                 // flushes their commits together. Each writer holds one connection while it runs.
                 let writers = (options.pool_size as usize / 2).clamp(1, 8);
-                Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres }, writers))
+                Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres, own_writer: None }, writers))
             }
         }
     }
