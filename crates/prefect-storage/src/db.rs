@@ -25,6 +25,14 @@ use crate::{Error, Result};
 /// take this many right after the migration).
 const STARTUP_CONNECTIONS: u32 = 3;
 
+/// Page cache of the connection the hot writes step on, KiB: it keeps the hot index pages
+/// of every insert. Readers are many and mostly walk a few index pages per request, and the
+/// OS page cache is one syscall away, so they keep less; 20 MB each (Prefect's value) would
+/// put ten connections at 200 MB.
+pub(crate) const WRITER_CACHE_KIB: i64 = 16_000;
+/// Page cache of every other SQLite connection, KiB.
+pub(crate) const READER_CACHE_KIB: i64 = 4_000;
+
 /// Tables whose size decides between index plans (see [`Database::table_sizes`]).
 const STATISTICS_TABLES: [&str; 7] = ["flow_run", "task_run", "flow_run_state", "task_run_state", "log", "events", "event_resources"];
 
@@ -192,18 +200,24 @@ impl Database {
                 {
                     std::fs::create_dir_all(parent).map_err(|e| Error::Io(e.to_string()))?;
                 }
-                let write = Self::sqlite_pool(&normalized.url, options, 1, false).await?;
+                // A shared in-memory database (`mode=memory`) is not a file another driver can open.
+                let in_memory = normalized.url.contains("mode=memory");
+                let file = normalized.sqlite_path.clone().filter(|_| !in_memory);
+                // On a file, the hot writes (transitions, events, logs) step on a connection of
+                // our own (`direct_writes::OwnWriter`), which keeps the writer's large cache; each
+                // of its commits empties the cache of sqlx's writer anyway, as any other
+                // connection's commit does in WAL mode, so that one gets a reader's.
+                let write_cache = if file.is_some() { READER_CACHE_KIB } else { WRITER_CACHE_KIB };
+                let write = Self::sqlite_pool(&normalized.url, options, 1, false, write_cache).await?;
                 let (read, checkpointer) = if normalized.sqlite_path.is_some() {
-                    let read = Self::sqlite_pool(&normalized.url, options, options.pool_size.max(1), true).await?;
-                    let checkpointer = Self::sqlite_pool(&normalized.url, options, 1, false).await?;
+                    let read = Self::sqlite_pool(&normalized.url, options, options.pool_size.max(1), true, READER_CACHE_KIB).await?;
+                    // A checkpoint copies pages from the WAL to the file without the page cache.
+                    let checkpointer = Self::sqlite_pool(&normalized.url, options, 1, false, READER_CACHE_KIB).await?;
                     (read, Some(checkpointer))
                 } else {
                     // An in-memory database exists per connection: reads must share the writer.
                     (write.clone(), None)
                 };
-                // A shared in-memory database (`mode=memory`) is not a file another driver can open.
-                let in_memory = normalized.url.contains("mode=memory");
-                let file = normalized.sqlite_path.filter(|_| !in_memory);
                 let busy_timeout = Duration::from_secs_f64(options.sqlite_busy_timeout_seconds);
                 let own_writer = file.clone().map(|path| std::sync::Arc::new(OwnWriter::new(path, busy_timeout)));
                 let mut db = Database::assemble(read, WriteConnection { conn: write, backend: Backend::Sqlite, own_writer }, 1);
@@ -266,7 +280,7 @@ impl Database {
         });
     }
 
-    async fn sqlite_pool(url: &str, options: &DatabaseOptions, size: u32, read_only: bool) -> Result<DatabaseConnection> {
+    async fn sqlite_pool(url: &str, options: &DatabaseOptions, size: u32, read_only: bool, cache_kib: i64) -> Result<DatabaseConnection> {
         crate::sqlite_tuning::disable_memory_statistics();
         let mut opt = ConnectOptions::new(url.to_owned());
         opt.max_connections(size)
@@ -285,11 +299,8 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(busy)
                 .foreign_keys(true)
-                // Page cache per connection, in KiB. The writer keeps the hot index pages of
-                // every insert; readers are many and mostly walk a few index pages per request,
-                // and the OS page cache is one syscall away. 20 MB each (Prefect's value)
-                // would put ten connections at 200 MB.
-                .pragma("cache_size", if read_only { "-4000" } else { "-16000" })
+                // Page cache per connection (see `WRITER_CACHE_KIB`).
+                .pragma("cache_size", format!("-{cache_kib}"))
                 .pragma("temp_store", "memory")
                 // The maintenance service checkpoints from its own connection and has the
                 // writer rewind the WAL between transactions (`Database::checkpoint`); the

@@ -49,8 +49,6 @@ impl std::fmt::Debug for DirectReads {
     }
 }
 
-/// Page cache per connection, KiB (as the sqlx readers: see `Database::sqlite_pool`).
-const CACHE_KIB: i64 = 4000;
 /// Distinct statements kept prepared per connection (pages differ by filter and sort).
 const STATEMENT_CACHE: usize = 64;
 
@@ -125,7 +123,7 @@ impl Inner {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(self.busy_timeout)?;
-        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -crate::db::READER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "memory")?;
         // Plans independent of bound values, so cached statements stay prepared (see `sqlite_tuning`).
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;

@@ -45,7 +45,7 @@ use chrono::SecondsFormat;
 use prefect_domain::time::DateTime;
 use sea_orm::{DbErr, Statement};
 
-use crate::db::WriteConnection;
+use crate::db::{WRITER_CACHE_KIB, WriteConnection};
 use crate::direct_reads::bindable;
 use crate::error::{Error, Result};
 use crate::rows::Decoded;
@@ -113,8 +113,6 @@ fn in_transaction(conn: &rusqlite::Connection, steps: impl FnOnce(&rusqlite::Con
     Ok(commit)
 }
 
-/// Page cache of the own writer connection, KiB (as sqlx's writer: see `Database::sqlite_pool`).
-const WRITER_CACHE_KIB: i64 = 16000;
 /// Distinct statements the own writer keeps prepared: a few per kind of write (transitions
 /// of flow and task runs, their events and artifacts, log and event inserts), with room for
 /// the SeaORM-built statements whose text varies with their values (`IN` lists).
