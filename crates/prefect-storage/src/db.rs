@@ -32,6 +32,12 @@ const STARTUP_CONNECTIONS: u32 = 3;
 pub(crate) const WRITER_CACHE_KIB: i64 = 16_000;
 /// Page cache of every other SQLite connection, KiB.
 pub(crate) const READER_CACHE_KIB: i64 = 4_000;
+/// WAL pages after which a writer's commit checkpoints: the maintenance service checkpoints
+/// from its own connection and has the writer rewind the WAL between transactions
+/// (`Database::checkpoint`); a writer's own checkpoint inside a commit is a backstop (~40 MB of WAL).
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// Size the WAL file is truncated to after it is rewound, bytes.
+pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Tables whose size decides between index plans (see [`Database::table_sizes`]).
 const STATISTICS_TABLES: [&str; 7] = ["flow_run", "task_run", "flow_run_state", "task_run_state", "log", "events", "event_resources"];
@@ -302,11 +308,8 @@ impl Database {
                 // Page cache per connection (see `WRITER_CACHE_KIB`).
                 .pragma("cache_size", format!("-{cache_kib}"))
                 .pragma("temp_store", "memory")
-                // The maintenance service checkpoints from its own connection and has the
-                // writer rewind the WAL between transactions (`Database::checkpoint`); the
-                // writer's own checkpoint inside a commit is a backstop (~40 MB of WAL).
-                .pragma("wal_autocheckpoint", "10000")
-                .pragma("journal_size_limit", "67108864")
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+                .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
                 // ANALYZE samples at most this many rows per index: fast on any table size.
                 .pragma("analysis_limit", "1000")
                 .read_only(read_only)
@@ -317,6 +320,12 @@ impl Database {
     fn assemble(read: DatabaseConnection, write: WriteConnection, writers: usize) -> Database {
         let writers = crate::batch::Writers::start(&write, writers);
         Database { read, write, writers, checkpointer: None, direct: None }
+    }
+
+    /// The connection direct writes step on, where the database is a file.
+    #[cfg(test)]
+    pub(crate) fn own_writer(&self) -> Option<&OwnWriter> {
+        self.write.own_writer.as_deref()
     }
 
     pub(crate) fn writers(&self) -> &crate::batch::Writers {

@@ -122,12 +122,7 @@ impl Inner {
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.busy_timeout(self.busy_timeout)?;
-        conn.pragma_update(None, "cache_size", -crate::db::READER_CACHE_KIB)?;
-        conn.pragma_update(None, "temp_store", "memory")?;
-        // Plans independent of bound values, so cached statements stay prepared (see `sqlite_tuning`).
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        crate::sqlite_tuning::configure_own_connection(&conn, self.busy_timeout, crate::db::READER_CACHE_KIB, STATEMENT_CACHE)?;
         Ok(conn)
     }
 }

@@ -45,7 +45,7 @@ use chrono::SecondsFormat;
 use prefect_domain::time::DateTime;
 use sea_orm::{DbErr, Statement};
 
-use crate::db::{WRITER_CACHE_KIB, WriteConnection};
+use crate::db::{JOURNAL_SIZE_LIMIT_BYTES, WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB, WriteConnection};
 use crate::direct_reads::bindable;
 use crate::error::{Error, Result};
 use crate::rows::Decoded;
@@ -159,15 +159,12 @@ impl OwnWriter {
         use rusqlite::OpenFlags;
         // The file exists (sqlx's writer made it), and is in WAL mode, which the file keeps.
         let conn = rusqlite::Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        conn.busy_timeout(self.busy_timeout)?;
-        // The per-connection settings sqlx's writer has (`Database::sqlite_pool`).
-        conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{WRITER_CACHE_KIB}; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864;"
-        ))?;
-        // Plans independent of bound values, so cached statements stay prepared (see `sqlite_tuning`).
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+        crate::sqlite_tuning::configure_own_connection(&conn, self.busy_timeout, WRITER_CACHE_KIB, WRITER_STATEMENT_CACHE)?;
+        // The writer's settings sqlx's writer has too (`Database::sqlite_pool`).
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)?;
         Ok(conn)
     }
 }
@@ -297,6 +294,8 @@ mod tests {
         orm(&db, "CREATE TABLE t (n INTEGER NOT NULL)").await;
 
         direct_insert(&db, 1).await;
+        let own = db.own_writer().expect("a file has an own writer");
+        assert!(own.lock().is_some(), "the own writer opened: jobs do not fall back to sqlx's connection");
         orm(&db, "INSERT INTO t (n) VALUES (2)").await;
         assert_eq!(direct_rows(&db).await, (vec![1, 2], 1));
         orm(&db, "DELETE FROM t WHERE n = 1").await;

@@ -49,3 +49,20 @@ pub(crate) fn disable_memory_statistics() {
         }
     });
 }
+
+/// The settings every connection of our own (rusqlite, beside sqlx's pools) shares: busy
+/// timeout, page cache, temporary tables in memory, stable plans (so cached statements stay
+/// prepared, see above) and how many statements stay prepared.
+pub(crate) fn configure_own_connection(
+    conn: &rusqlite::Connection,
+    busy_timeout: std::time::Duration,
+    cache_kib: i64,
+    statements: usize,
+) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_prepared_statement_cache_capacity(statements);
+    Ok(())
+}
