@@ -12,6 +12,7 @@ mod m20261126_000001_initial;
 mod m20261126_000002_flow_run_state_counts;
 mod m20261126_000003_drop_event_resources_event_id_index;
 mod m20261127_000004_run_sort_indexes_with_id;
+mod m20261128_000005_partial_indexes_on_optional_columns;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_flow_run_state_counts::Migration),
             Box::new(m20261126_000003_drop_event_resources_event_id_index::Migration),
             Box::new(m20261127_000004_run_sort_indexes_with_id::Migration),
+            Box::new(m20261128_000005_partial_indexes_on_optional_columns::Migration),
         ]
     }
 }

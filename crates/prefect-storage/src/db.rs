@@ -234,29 +234,15 @@ impl Database {
                 Ok(db)
             }
             Backend::Postgres => {
-                let mut opt = ConnectOptions::new(normalized.url.clone());
-                opt.max_connections(options.pool_size.max(2))
-                    .min_connections(1)
-                    .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
-                    .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
-                    // Ping only connections idle long enough to have been dropped, not every checkout.
-                    .test_before_acquire_if_idle_for(Duration::from_secs(30))
-                    .record_stmt_in_spans(false)
-                    .sqlx_logging(false);
-                opt.map_sqlx_postgres_pool_opts(|pool| {
-                    pool.after_connect(|_conn, _meta| {
-                        Box::pin(async move {
-                            crate::tcp_nodelay::set_on_process_sockets();
-                            Ok(())
-                        })
-                    })
-                });
-                let statement_timeout = options.statement_timeout_seconds;
-                opt.map_sqlx_postgres_opts(move |o| {
-                    let o = o.application_name("prefect-server");
-                    if statement_timeout > 0.0 { o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))]) } else { o }
-                });
-                let pool = sea_orm::Database::connect(opt).await.map_err(Error::from_db)?;
+                let plain_if_local = crate::postgres_tls::url_leaves_tls_unset(&normalized.url, std::env::var("PGSSLMODE").ok().as_deref());
+                let pool = match sea_orm::Database::connect(Self::postgres_options(&normalized.url, options, plain_if_local)).await {
+                    Err(error) if plain_if_local && crate::postgres_tls::refused_without_tls(&error) => {
+                        tracing::debug!("the local PostgreSQL server refuses connections without TLS; connecting with TLS");
+                        sea_orm::Database::connect(Self::postgres_options(&normalized.url, options, false)).await
+                    }
+                    connected => connected,
+                }
+                .map_err(Error::from_db)?;
                 Self::open_connections_ahead(&pool, options.pool_size.saturating_sub(1).min(STARTUP_CONNECTIONS));
                 // Commits wait for the WAL to reach disk, and the server sits idle meanwhile:
                 // half the pool writes, so several batches are in flight and PostgreSQL
@@ -265,6 +251,35 @@ impl Database {
                 Ok(Database::assemble(pool.clone(), WriteConnection { conn: pool, backend: Backend::Postgres, own_writer: None }, writers))
             }
         }
+    }
+
+    /// The pool options for a PostgreSQL `url`; without TLS to a local server when
+    /// `plain_if_local` (see [`crate::postgres_tls`]).
+    fn postgres_options(url: &str, options: &DatabaseOptions, plain_if_local: bool) -> ConnectOptions {
+        let mut opt = ConnectOptions::new(url.to_owned());
+        opt.max_connections(options.pool_size.max(2))
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs_f64(options.pool_timeout_seconds))
+            .connect_timeout(Duration::from_secs_f64(options.connect_timeout_seconds))
+            // Ping only connections idle long enough to have been dropped, not every checkout.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            .record_stmt_in_spans(false)
+            .sqlx_logging(false);
+        opt.map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|_conn, _meta| {
+                Box::pin(async move {
+                    crate::tcp_nodelay::set_on_process_sockets();
+                    Ok(())
+                })
+            })
+        });
+        let statement_timeout = options.statement_timeout_seconds;
+        opt.map_sqlx_postgres_opts(move |o| {
+            let o = o.application_name("prefect-server");
+            let o = if plain_if_local { crate::postgres_tls::plain_if_local(o) } else { o };
+            if statement_timeout > 0.0 { o.options([("statement_timeout", format!("{}ms", (statement_timeout * 1000.0) as u64))]) } else { o }
+        });
+        opt
     }
 
     /// Opens `count` more pool connections in the background, all at once.

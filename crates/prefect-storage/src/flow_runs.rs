@@ -1158,14 +1158,55 @@ mod tests {
         ] {
             let statement = page_query(Backend::Sqlite, filters, sort, 50, 0).build(sea_orm::DatabaseBackend::Sqlite);
             assert!(!statement.sql.contains(" IN ("), "state types compared in place: {}", statement.sql);
-            let explain = sea_orm::Statement::from_sql_and_values(
-                sea_orm::DatabaseBackend::Sqlite,
-                format!("EXPLAIN QUERY PLAN {}", statement.sql),
-                statement.values.clone().map(|v| v.0).unwrap_or_default(),
-            );
-            let plan: Vec<String> = db.reader().query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+            let plan = sqlite_plan(&db, &statement).await;
             assert!(plan.iter().any(|step| step.contains(&format!("USING INDEX {index}"))), "{sort:?} walks {index}: {plan:?}");
             assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{sort:?} sorts nothing: {plan:?}");
         }
+    }
+
+    async fn sqlite_plan(db: &crate::Database, statement: &sea_orm::Statement) -> Vec<String> {
+        let explain = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Sqlite,
+            format!("EXPLAIN QUERY PLAN {}", statement.sql),
+            statement.values.clone().map(|v| v.0).unwrap_or_default(),
+        );
+        db.reader().query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect()
+    }
+
+    /// The indexes on optional columns hold only rows with a value (migration
+    /// `m20261128_000005`); a filter on one of those columns implies the index's
+    /// predicate, so it still looks runs up through the index.
+    #[tokio::test]
+    async fn filters_on_optional_columns_use_their_partial_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let id = Uuid::new_v4().to_string();
+        for (filter, index) in [
+            (serde_json::json!({"deployment_id": {"any_": [id]}}), "ix_flow_run__deployment_id__auto_scheduled__next_scheduled_start_time"),
+            (serde_json::json!({"work_queue_name": {"any_": ["a", "b"]}}), "ix_flow_run__work_queue_name"),
+            (serde_json::json!({"flow_version": {"any_": ["1.0"]}}), "ix_flow_run__flow_version"),
+            (serde_json::json!({"parent_task_run_id": {"any_": [id]}}), "ix_flow_run__parent_task_run_id"),
+            (serde_json::json!({"parent_flow_run_id": {"any_": [id]}}), "ix_flow_run__parent_task_run_id"),
+        ] {
+            let filters: RunFilters = serde_json::from_value(serde_json::json!({ "flow_runs": filter })).unwrap();
+            let statement = page_query(Backend::Sqlite, &filters, FlowRunSort::IdDesc, 50, 0).build(sea_orm::DatabaseBackend::Sqlite);
+            let plan = sqlite_plan(&db, &statement).await;
+            assert!(plan.iter().any(|step| step.contains(&format!("USING INDEX {index}"))), "{filter} looks up {index}: {plan:?}");
+        }
+        // A worker's poll finds its pool's Scheduled runs through the work queue index.
+        let query = prefect_domain::work_pool::ScheduledRunsQuery {
+            work_queue_ids: None,
+            scheduled_before: Some(time::now()),
+            scheduled_after: None,
+            limit: 10,
+            respect_queue_priorities: false,
+        };
+        let poll = crate::work_pools::scheduled_runs_statement(Backend::Sqlite, Uuid::new_v4(), &query);
+        let plan = sqlite_plan(&db, &poll).await;
+        let index = "ix_flow_run__work_queue_id__state_type__next_scheduled_start_time";
+        // The candidates, and the Pending and Running runs the pool's and the queues' limits count.
+        let lookups = plan.iter().filter(|step| step.starts_with(&format!("SEARCH fr USING INDEX {index} (work_queue_id=? AND state_type=?"))).count();
+        assert_eq!(lookups, 3, "a poll looks runs up through {index}: {plan:?}");
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN fr")), "{plan:?}");
     }
 }

@@ -38,6 +38,7 @@ pub mod flow_run_inputs;
 pub mod flow_runs;
 pub mod flows;
 pub mod logs;
+mod postgres_tls;
 pub mod query;
 mod rows;
 pub mod saved_searches;

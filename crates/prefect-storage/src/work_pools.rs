@@ -458,6 +458,11 @@ pub async fn mark_silent_workers_offline(c: &impl ConnectionTrait, now: DateTime
 /// per queue and per pool as their concurrency limits leave free (Pending and Running runs
 /// hold slots). Runs retried in-process by the client are not handed out.
 pub async fn scheduled_runs(c: &impl ReadConnection, backend: Backend, pool_id: Uuid, q: &ScheduledRunsQuery) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
+    rows::all(c, scheduled_runs_statement(backend, pool_id, q)).await
+}
+
+/// The statement [`scheduled_runs`] runs.
+pub(crate) fn scheduled_runs_statement(backend: Backend, pool_id: Uuid, q: &ScheduledRunsQuery) -> Statement {
     /// Cap on runs taken from one queue and one pool when no limit applies (Prefect's).
     const PER_QUEUE_AND_POOL_CAP: i64 = 1000;
     let mut values: Vec<sea_orm::Value> = Vec::new();
@@ -530,8 +535,7 @@ pub async fn scheduled_runs(c: &impl ReadConnection, backend: Backend, pool_id: 
         ORDER BY {final_priority}start_time ASC
         LIMIT {limit}"
     );
-    let statement = Statement::from_sql_and_values(c.get_database_backend(), sql, values);
-    rows::all(c, statement).await
+    Statement::from_sql_and_values(backend.into(), sql, values)
 }
 
 /// `(queue name, pool id, pool name, pool type)` of a work queue, for event resources.
