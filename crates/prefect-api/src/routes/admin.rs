@@ -26,34 +26,34 @@ pub struct ServerDefaultResultStorageUpdate {
 
 /// The server's settings, secrets obfuscated.
 #[utoipa::path(tag = "Admin", responses((status = 200, body = Object)))]
-#[get("/admin/settings")]
+#[get("/settings")]
 pub async fn read_settings(state: Data<ApiState>) -> HttpResponse {
     ok(&state.settings.settings_dump)
 }
 
 /// The Prefect version this server is compatible with.
 #[utoipa::path(tag = "Admin", responses((status = 200, body = String)))]
-#[get("/admin/version")]
+#[get("/version")]
 pub async fn read_version() -> HttpResponse {
     ok(&prefect_domain::PREFECT_VERSION)
 }
 
 #[utoipa::path(tag = "Admin", responses((status = 200, body = ServerDefaultResultStorage)))]
-#[get("/admin/storage")]
+#[get("/storage")]
 pub async fn read_storage(state: Data<ApiState>) -> ApiResult<HttpResponse> {
     let value = state.core.read_default_result_storage().await?;
     Ok(ok(&ServerDefaultResultStorage { default_result_storage_block_id: value.default_result_storage_block_id }))
 }
 
 #[utoipa::path(tag = "Admin", request_body = ServerDefaultResultStorageUpdate, responses((status = 200, body = ServerDefaultResultStorage), (status = 404), (status = 422)))]
-#[put("/admin/storage")]
+#[put("/storage")]
 pub async fn update_storage(state: Data<ApiState>, body: Json<ServerDefaultResultStorageUpdate>) -> ApiResult<HttpResponse> {
     let value = state.core.set_default_result_storage(body.0.default_result_storage_block_id).await?;
     Ok(ok(&ServerDefaultResultStorage { default_result_storage_block_id: value.default_result_storage_block_id }))
 }
 
 #[utoipa::path(tag = "Admin", responses((status = 204)))]
-#[delete("/admin/storage")]
+#[delete("/storage")]
 pub async fn clear_storage(state: Data<ApiState>) -> ApiResult<HttpResponse> {
     state.core.clear_default_result_storage().await?;
     Ok(no_content())

@@ -51,46 +51,46 @@ pub struct ArtifactCountBody {
 }
 
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactCreate, responses((status = 201, body = Artifact)))]
-#[post("/artifacts/")]
+#[post("/")]
 pub async fn create_artifact(state: Data<ApiState>, body: Json<ArtifactCreate>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_artifact(body.0).await?))
 }
 
 #[utoipa::path(tag = "Artifacts", responses((status = 200, body = Artifact), (status = 404)))]
-#[get("/artifacts/{id}")]
+#[get("/{id}")]
 pub async fn read_artifact(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_artifact(*id).await?))
 }
 
 #[utoipa::path(tag = "Artifacts", responses((status = 200, body = Artifact), (status = 404)))]
-#[get("/artifacts/{key}/latest")]
+#[get("/{key}/latest")]
 pub async fn read_latest_artifact(state: Data<ApiState>, key: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_latest_artifact(&key).await?))
 }
 
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactUpdate, responses((status = 204), (status = 404)))]
-#[patch("/artifacts/{id}")]
+#[patch("/{id}")]
 pub async fn update_artifact(state: Data<ApiState>, id: Path<Uuid>, body: Json<ArtifactUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_artifact(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Artifacts", responses((status = 204), (status = 404)))]
-#[delete("/artifacts/{id}")]
+#[delete("/{id}")]
 pub async fn delete_artifact(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_artifact(*id).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactFilterBody, responses((status = 200, body = Vec<Artifact>)))]
-#[post("/artifacts/filter")]
+#[post("/filter")]
 pub async fn filter_artifacts(state: Data<ApiState>, body: Json<ArtifactFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_artifacts(b.artifacts.as_ref(), &b.runs, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactCountBody, responses((status = 200, body = u64)))]
-#[post("/artifacts/count")]
+#[post("/count")]
 pub async fn count_artifacts(state: Data<ApiState>, body: Json<ArtifactCountBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.count_artifacts(b.artifacts.as_ref(), &b.runs).await?))
@@ -98,14 +98,14 @@ pub async fn count_artifacts(state: Data<ApiState>, body: Json<ArtifactCountBody
 
 /// The latest artifact of every key matching the filter.
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactCollectionFilterBody, responses((status = 200, body = Vec<ArtifactCollection>)))]
-#[post("/artifacts/latest/filter")]
+#[post("/latest/filter")]
 pub async fn filter_latest_artifacts(state: Data<ApiState>, body: Json<ArtifactCollectionFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_latest_artifacts(b.artifacts.as_ref(), &b.runs, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Artifacts", request_body = ArtifactCountBody, responses((status = 200, body = u64)))]
-#[post("/artifacts/latest/count")]
+#[post("/latest/count")]
 pub async fn count_latest_artifacts(state: Data<ApiState>, body: Json<ArtifactCountBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.count_latest_artifacts(b.artifacts.as_ref(), &b.runs).await?))

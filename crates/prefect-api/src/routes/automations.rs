@@ -35,14 +35,14 @@ pub struct AutomationCountBody {
 
 /// Creates an automation; the server assigns the ids of its triggers.
 #[utoipa::path(tag = "Automations", request_body = AutomationCreate, responses((status = 201, body = Automation), (status = 422)))]
-#[post("/automations/")]
+#[post("/")]
 pub async fn create_automation(state: Data<ApiState>, body: Json<AutomationCreate>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_automation(body.0).await?))
 }
 
 /// Replaces an automation's definition.
 #[utoipa::path(tag = "Automations", request_body = AutomationUpdate, responses((status = 204), (status = 404), (status = 422)))]
-#[put("/automations/{id}")]
+#[put("/{id}")]
 pub async fn update_automation(state: Data<ApiState>, id: Path<Uuid>, body: Json<AutomationUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_automation(*id, body.0).await?;
     Ok(no_content())
@@ -50,48 +50,48 @@ pub async fn update_automation(state: Data<ApiState>, id: Path<Uuid>, body: Json
 
 /// Turns an automation on or off.
 #[utoipa::path(tag = "Automations", request_body = AutomationPartialUpdate, responses((status = 204), (status = 404), (status = 422)))]
-#[patch("/automations/{id}")]
+#[patch("/{id}")]
 pub async fn patch_automation(state: Data<ApiState>, id: Path<Uuid>, body: Json<AutomationPartialUpdate>) -> ApiResult<HttpResponse> {
     state.core.set_automation_enabled(*id, body.0.enabled).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Automations", responses((status = 204), (status = 404)))]
-#[delete("/automations/{id}")]
+#[delete("/{id}")]
 pub async fn delete_automation(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_automation(*id).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Automations", responses((status = 200, body = Automation), (status = 404)))]
-#[get("/automations/{id}")]
+#[get("/{id}")]
 pub async fn read_automation(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_automation(*id).await?))
 }
 
 #[utoipa::path(tag = "Automations", request_body = AutomationFilterBody, responses((status = 200, body = Vec<Automation>)))]
-#[post("/automations/filter")]
+#[post("/filter")]
 pub async fn filter_automations(state: Data<ApiState>, body: Json<AutomationFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_automations(b.automations.as_ref(), b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Automations", request_body = AutomationCountBody, responses((status = 200, body = u64)))]
-#[post("/automations/count")]
+#[post("/count")]
 pub async fn count_automations(state: Data<ApiState>, body: Json<AutomationCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_automations(body.0.automations.as_ref()).await?))
 }
 
 /// Automations related to a resource, e.g. `prefect.deployment.<id>` (those that run it or belong to it).
 #[utoipa::path(tag = "Automations", responses((status = 200, body = Vec<Automation>)))]
-#[get("/automations/related-to/{resource_id}")]
+#[get("/related-to/{resource_id}")]
 pub async fn read_automations_related_to(state: Data<ApiState>, resource_id: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.automations_related_to(&resource_id).await?))
 }
 
 /// Deletes the automations a resource owns (a deployment's triggers, before it is deployed again).
 #[utoipa::path(tag = "Automations", responses((status = 202)))]
-#[delete("/automations/owned-by/{resource_id}")]
+#[delete("/owned-by/{resource_id}")]
 pub async fn delete_automations_owned_by(state: Data<ApiState>, resource_id: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_automations_owned_by(&resource_id).await?;
     Ok(HttpResponse::Accepted().finish())

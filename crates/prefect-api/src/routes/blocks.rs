@@ -97,13 +97,13 @@ pub struct BlockDocumentCountBody {
 // ------------------------------------------------------------------ block types
 
 #[utoipa::path(tag = "Block types", request_body = BlockTypeCreate, responses((status = 201, body = BlockType), (status = 403), (status = 409)))]
-#[post("/block_types/")]
+#[post("/")]
 pub async fn create_block_type(state: Data<ApiState>, body: Json<BlockTypeCreate>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_block_type(body.0).await?))
 }
 
 #[utoipa::path(tag = "Block types", request_body = BlockTypeFilterBody, responses((status = 200, body = Vec<BlockType>)))]
-#[post("/block_types/filter")]
+#[post("/filter")]
 pub async fn filter_block_types(state: Data<ApiState>, body: Json<BlockTypeFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_block_types(b.block_types.as_ref(), b.block_schemas.as_ref(), b.limit, b.offset).await?))
@@ -111,46 +111,46 @@ pub async fn filter_block_types(state: Data<ApiState>, body: Json<BlockTypeFilte
 
 /// Registers the block types the server ships (done on start as well).
 #[utoipa::path(tag = "Block types", responses((status = 200)))]
-#[post("/block_types/install_system_block_types")]
+#[post("/install_system_block_types")]
 pub async fn install_system_block_types(state: Data<ApiState>) -> ApiResult<HttpResponse> {
     state.core.install_system_block_types().await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
 #[utoipa::path(tag = "Block types", responses((status = 200, body = BlockType), (status = 404)))]
-#[get("/block_types/slug/{slug}")]
+#[get("/slug/{slug}")]
 pub async fn read_block_type_by_slug(state: Data<ApiState>, slug: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_type_by_slug(&slug).await?))
 }
 
 #[utoipa::path(tag = "Block types", params(IncludeSecrets), responses((status = 200, body = Vec<BlockDocument>), (status = 404)))]
-#[get("/block_types/slug/{slug}/block_documents")]
+#[get("/slug/{slug}/block_documents")]
 pub async fn read_block_documents_of_type(state: Data<ApiState>, slug: Path<String>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_documents_of_type(&slug, query.include_secrets).await?))
 }
 
 #[utoipa::path(tag = "Block types", params(IncludeSecrets), responses((status = 200, body = BlockDocument), (status = 404)))]
-#[get("/block_types/slug/{slug}/block_documents/name/{block_document_name}")]
+#[get("/slug/{slug}/block_documents/name/{block_document_name}")]
 pub async fn read_block_document_by_name(state: Data<ApiState>, path: Path<(String, String)>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     let (slug, name) = path.into_inner();
     Ok(ok(&state.core.read_block_document_by_name(&slug, &name, query.include_secrets).await?))
 }
 
 #[utoipa::path(tag = "Block types", responses((status = 200, body = BlockType), (status = 404)))]
-#[get("/block_types/{id}")]
+#[get("/{id}")]
 pub async fn read_block_type(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_type(*id).await?))
 }
 
 #[utoipa::path(tag = "Block types", request_body = BlockTypeUpdate, responses((status = 204), (status = 404)))]
-#[patch("/block_types/{id}")]
+#[patch("/{id}")]
 pub async fn update_block_type(state: Data<ApiState>, id: Path<Uuid>, body: Json<BlockTypeUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_block_type(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Block types", responses((status = 204), (status = 403), (status = 404)))]
-#[delete("/block_types/{id}")]
+#[delete("/{id}")]
 pub async fn delete_block_type(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_type(*id).await?;
     Ok(no_content())
@@ -160,33 +160,33 @@ pub async fn delete_block_type(state: Data<ApiState>, id: Path<Uuid>) -> ApiResu
 
 /// Creates a block schema (201), or returns the identical one already stored (200).
 #[utoipa::path(tag = "Block schemas", request_body = BlockSchemaCreate, responses((status = 201, body = BlockSchema), (status = 200, body = BlockSchema), (status = 404)))]
-#[post("/block_schemas/")]
+#[post("/")]
 pub async fn create_block_schema(state: Data<ApiState>, body: Json<BlockSchemaCreate>) -> ApiResult<HttpResponse> {
     let (schema, created) = state.core.create_block_schema(body.0).await?;
     Ok(created_or_ok(created, &schema))
 }
 
 #[utoipa::path(tag = "Block schemas", request_body = BlockSchemaFilterBody, responses((status = 200, body = Vec<BlockSchema>)))]
-#[post("/block_schemas/filter")]
+#[post("/filter")]
 pub async fn filter_block_schemas(state: Data<ApiState>, body: Json<BlockSchemaFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_block_schemas(b.block_schemas.as_ref(), b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Block schemas", params(SchemaVersion), responses((status = 200, body = BlockSchema), (status = 404)))]
-#[get("/block_schemas/checksum/{checksum}")]
+#[get("/checksum/{checksum}")]
 pub async fn read_block_schema_by_checksum(state: Data<ApiState>, checksum: Path<String>, query: Query<SchemaVersion>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_schema_by_checksum(&checksum, query.version.as_deref()).await?))
 }
 
 #[utoipa::path(tag = "Block schemas", responses((status = 200, body = BlockSchema), (status = 404)))]
-#[get("/block_schemas/{id}")]
+#[get("/{id}")]
 pub async fn read_block_schema(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_schema(*id).await?))
 }
 
 #[utoipa::path(tag = "Block schemas", responses((status = 204), (status = 403), (status = 404)))]
-#[delete("/block_schemas/{id}")]
+#[delete("/{id}")]
 pub async fn delete_block_schema(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_schema(*id).await?;
     Ok(no_content())
@@ -201,13 +201,13 @@ pub async fn read_block_capabilities(state: Data<ApiState>) -> ApiResult<HttpRes
 // ------------------------------------------------------------------ block documents
 
 #[utoipa::path(tag = "Block documents", request_body = BlockDocumentCreate, responses((status = 201, body = BlockDocument), (status = 409)))]
-#[post("/block_documents/")]
+#[post("/")]
 pub async fn create_block_document(state: Data<ApiState>, body: Json<BlockDocumentCreate>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_block_document(body.0).await?))
 }
 
 #[utoipa::path(tag = "Block documents", request_body = BlockDocumentFilterBody, responses((status = 200, body = Vec<BlockDocument>)))]
-#[post("/block_documents/filter")]
+#[post("/filter")]
 pub async fn filter_block_documents(state: Data<ApiState>, body: Json<BlockDocumentFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let documents = state
@@ -226,27 +226,27 @@ pub async fn filter_block_documents(state: Data<ApiState>, body: Json<BlockDocum
 }
 
 #[utoipa::path(tag = "Block documents", request_body = BlockDocumentCountBody, responses((status = 200, body = u64)))]
-#[post("/block_documents/count")]
+#[post("/count")]
 pub async fn count_block_documents(state: Data<ApiState>, body: Json<BlockDocumentCountBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.count_block_documents(b.block_documents.as_ref(), b.block_types.as_ref(), b.block_schemas.as_ref()).await?))
 }
 
 #[utoipa::path(tag = "Block documents", params(IncludeSecrets), responses((status = 200, body = BlockDocument), (status = 404)))]
-#[get("/block_documents/{id}")]
+#[get("/{id}")]
 pub async fn read_block_document(state: Data<ApiState>, id: Path<Uuid>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_document(*id, query.include_secrets).await?))
 }
 
 #[utoipa::path(tag = "Block documents", request_body = BlockDocumentUpdate, responses((status = 204), (status = 400), (status = 404)))]
-#[patch("/block_documents/{id}")]
+#[patch("/{id}")]
 pub async fn update_block_document(state: Data<ApiState>, id: Path<Uuid>, body: Json<BlockDocumentUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_block_document(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Block documents", responses((status = 204), (status = 404)))]
-#[delete("/block_documents/{id}")]
+#[delete("/{id}")]
 pub async fn delete_block_document(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_document(*id).await?;
     Ok(no_content())

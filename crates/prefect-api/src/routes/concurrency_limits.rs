@@ -27,7 +27,7 @@ pub struct ResetBody {
 
 /// Creates (201) or resizes (200) the limit of a tag.
 #[utoipa::path(tag = "Concurrency Limits", request_body = TagConcurrencyLimitCreate, responses((status = 201, body = TagConcurrencyLimit), (status = 200, body = TagConcurrencyLimit)))]
-#[post("/concurrency_limits/")]
+#[post("/")]
 pub async fn create_tag_limit(state: Data<ApiState>, body: Json<TagConcurrencyLimitCreate>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let (limit, created) = state.core.upsert_tag_concurrency_limit(&b.tag, b.concurrency_limit).await?;
@@ -35,39 +35,39 @@ pub async fn create_tag_limit(state: Data<ApiState>, body: Json<TagConcurrencyLi
 }
 
 #[utoipa::path(tag = "Concurrency Limits", responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
-#[get("/concurrency_limits/{id}")]
+#[get("/{id}")]
 pub async fn read_tag_limit(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_tag_concurrency_limit(*id).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
-#[get("/concurrency_limits/tag/{tag}")]
+#[get("/tag/{tag}")]
 pub async fn read_tag_limit_by_tag(state: Data<ApiState>, tag: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_tag_concurrency_limit_by_tag(&tag).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", request_body = PageBody, responses((status = 200, body = Vec<TagConcurrencyLimit>)))]
-#[post("/concurrency_limits/filter")]
+#[post("/filter")]
 pub async fn filter_tag_limits(state: Data<ApiState>, body: Json<PageBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.filter_tag_concurrency_limits(body.0.limit, body.0.offset).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", request_body = ResetBody, responses((status = 200), (status = 404)))]
-#[post("/concurrency_limits/tag/{tag}/reset")]
+#[post("/tag/{tag}/reset")]
 pub async fn reset_tag_limit(state: Data<ApiState>, tag: Path<String>, body: Json<ResetBody>) -> ApiResult<HttpResponse> {
     state.core.reset_tag_concurrency_limit(&tag, body.0.slot_override).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", responses((status = 200), (status = 404)))]
-#[delete("/concurrency_limits/{id}")]
+#[delete("/{id}")]
 pub async fn delete_tag_limit(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_tag_concurrency_limit(Some(*id), None).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", responses((status = 200), (status = 404)))]
-#[delete("/concurrency_limits/tag/{tag}")]
+#[delete("/tag/{tag}")]
 pub async fn delete_tag_limit_by_tag(state: Data<ApiState>, tag: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_tag_concurrency_limit(None, Some(&tag)).await?;
     Ok(ok(&serde_json::Value::Null))
@@ -75,14 +75,14 @@ pub async fn delete_tag_limit_by_tag(state: Data<ApiState>, tag: Path<String>) -
 
 /// Takes one slot on each tag's limit for a task run; 423 when any is full or zero.
 #[utoipa::path(tag = "Concurrency Limits", request_body = TagSlotsBody, responses((status = 200, body = Vec<MinimalConcurrencyLimitResponse>), (status = 423)))]
-#[post("/concurrency_limits/increment")]
+#[post("/increment")]
 pub async fn increment_tags(state: Data<ApiState>, body: Json<TagSlotsBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.increment_tag_concurrency_slots(&b.names, b.task_run_id).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits", request_body = TagSlotsBody, responses((status = 200, body = Vec<MinimalConcurrencyLimitResponse>)))]
-#[post("/concurrency_limits/decrement")]
+#[post("/decrement")]
 pub async fn decrement_tags(state: Data<ApiState>, body: Json<TagSlotsBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.decrement_tag_concurrency_slots(&b.names, b.task_run_id).await?))

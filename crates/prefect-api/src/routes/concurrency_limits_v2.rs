@@ -73,40 +73,40 @@ pub struct RenewBody {
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = ConcurrencyLimitV2Create, responses((status = 201, body = ConcurrencyLimitV2), (status = 409)))]
-#[post("/v2/concurrency_limits/")]
+#[post("/concurrency_limits/")]
 pub async fn create_limit(state: Data<ApiState>, body: Json<ConcurrencyLimitV2Create>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_concurrency_limit(body.0).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", responses((status = 200, body = GlobalConcurrencyLimitResponse), (status = 404)))]
-#[get("/v2/concurrency_limits/{id_or_name}")]
+#[get("/concurrency_limits/{id_or_name}")]
 pub async fn read_limit(state: Data<ApiState>, id_or_name: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_concurrency_limit(&id_or_name).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = ConcurrencyLimitV2Update, responses((status = 204), (status = 404)))]
-#[patch("/v2/concurrency_limits/{id_or_name}")]
+#[patch("/concurrency_limits/{id_or_name}")]
 pub async fn update_limit(state: Data<ApiState>, id_or_name: Path<String>, body: Json<ConcurrencyLimitV2Update>) -> ApiResult<HttpResponse> {
     state.core.update_concurrency_limit(&id_or_name, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", responses((status = 204), (status = 404)))]
-#[delete("/v2/concurrency_limits/{id_or_name}")]
+#[delete("/concurrency_limits/{id_or_name}")]
 pub async fn delete_limit(state: Data<ApiState>, id_or_name: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_concurrency_limit(&id_or_name).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = PageBody, responses((status = 200, body = Vec<GlobalConcurrencyLimitResponse>)))]
-#[post("/v2/concurrency_limits/filter")]
+#[post("/concurrency_limits/filter")]
 pub async fn filter_limits(state: Data<ApiState>, body: Json<PageBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.filter_concurrency_limits(body.0.limit, body.0.offset).await?))
 }
 
 /// Takes slots on the named limits; 423 with Retry-After when any is full.
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = IncrementBody, responses((status = 200, body = Vec<MinimalConcurrencyLimitResponse>), (status = 423)))]
-#[post("/v2/concurrency_limits/increment")]
+#[post("/concurrency_limits/increment")]
 pub async fn increment(state: Data<ApiState>, body: Json<IncrementBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.increment_concurrency_slots(&b.names, b.slots, b.mode).await?))
@@ -114,21 +114,21 @@ pub async fn increment(state: Data<ApiState>, body: Json<IncrementBody>) -> ApiR
 
 /// Takes slots under a lease; 423 with Retry-After when any limit is full.
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = IncrementWithLeaseBody, responses((status = 200, body = ConcurrencyLimitWithLeaseResponse), (status = 423)))]
-#[post("/v2/concurrency_limits/increment-with-lease")]
+#[post("/concurrency_limits/increment-with-lease")]
 pub async fn increment_with_lease(state: Data<ApiState>, body: Json<IncrementWithLeaseBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.increment_concurrency_slots_with_lease(&b.names, b.slots, b.mode, b.lease_duration, b.holder).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = DecrementBody, responses((status = 200, body = Vec<MinimalConcurrencyLimitResponse>)))]
-#[post("/v2/concurrency_limits/decrement")]
+#[post("/concurrency_limits/decrement")]
 pub async fn decrement(state: Data<ApiState>, body: Json<DecrementBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.decrement_concurrency_slots(&b.names, b.slots, b.occupancy_seconds).await?))
 }
 
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = LeaseBody, responses((status = 204)))]
-#[post("/v2/concurrency_limits/decrement-with-lease")]
+#[post("/concurrency_limits/decrement-with-lease")]
 pub async fn decrement_with_lease(state: Data<ApiState>, body: Json<LeaseBody>) -> ApiResult<HttpResponse> {
     state.core.decrement_concurrency_slots_with_lease(body.0.lease_id).await?;
     Ok(no_content())
@@ -136,7 +136,7 @@ pub async fn decrement_with_lease(state: Data<ApiState>, body: Json<LeaseBody>) 
 
 /// Extends a lease; 410 when it expired or was revoked.
 #[utoipa::path(tag = "Concurrency Limits V2", request_body = RenewBody, responses((status = 204), (status = 410)))]
-#[post("/v2/concurrency_limits/leases/{lease_id}/renew")]
+#[post("/concurrency_limits/leases/{lease_id}/renew")]
 pub async fn renew_lease(state: Data<ApiState>, lease_id: Path<Uuid>, body: Json<RenewBody>) -> ApiResult<HttpResponse> {
     state.core.renew_concurrency_lease(*lease_id, body.0.lease_duration).await?;
     Ok(no_content())

@@ -87,7 +87,7 @@ pub struct ScheduledFlowRunsBody {
 
 /// Creates a deployment (201) or updates the one with the same flow and name (200).
 #[utoipa::path(tag = "Deployments", request_body = DeploymentCreate, responses((status = 201, body = Deployment), (status = 200, body = Deployment), (status = 404), (status = 422)))]
-#[post("/deployments/")]
+#[post("/")]
 pub async fn create_deployment(state: Data<ApiState>, body: Json<serde_json::Value>) -> ApiResult<HttpResponse> {
     let fields: HashSet<String> = body.0.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let bytes = serde_json::to_vec(&body.0).unwrap_or_default();
@@ -97,14 +97,14 @@ pub async fn create_deployment(state: Data<ApiState>, body: Json<serde_json::Val
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentFilterBody, responses((status = 200, body = Vec<Deployment>)))]
-#[post("/deployments/filter")]
+#[post("/filter")]
 pub async fn filter_deployments(state: Data<ApiState>, body: Json<DeploymentFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_deployments(&b.filters, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentPaginateBody, responses((status = 200, body = DeploymentPaginationResponse)))]
-#[post("/deployments/paginate")]
+#[post("/paginate")]
 pub async fn paginate_deployments(state: Data<ApiState>, body: Json<DeploymentPaginateBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let p = state.core.paginate_deployments(&b.filters, b.sort, b.limit, b.page).await?;
@@ -112,13 +112,13 @@ pub async fn paginate_deployments(state: Data<ApiState>, body: Json<DeploymentPa
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentCountBody, responses((status = 200, body = u64)))]
-#[post("/deployments/count")]
+#[post("/count")]
 pub async fn count_deployments(state: Data<ApiState>, body: Json<DeploymentCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_deployments(&body.0.filters).await?))
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentBulkDeleteBody, responses((status = 200, body = DeploymentBulkDeleteResponse)))]
-#[post("/deployments/bulk_delete")]
+#[post("/bulk_delete")]
 pub async fn bulk_delete_deployments(state: Data<ApiState>, body: Json<DeploymentBulkDeleteBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.bulk_delete_deployments(b.deployments, b.limit).await?))
@@ -126,34 +126,34 @@ pub async fn bulk_delete_deployments(state: Data<ApiState>, body: Json<Deploymen
 
 /// Scheduled runs of the given deployments (a runner's poll); marks them READY.
 #[utoipa::path(tag = "Deployments", request_body = ScheduledFlowRunsBody, responses((status = 200, body = Vec<FlowRun>)))]
-#[post("/deployments/get_scheduled_flow_runs")]
+#[post("/get_scheduled_flow_runs")]
 pub async fn get_scheduled_flow_runs_for_deployments(state: Data<ApiState>, body: Json<ScheduledFlowRunsBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.scheduled_runs_of_deployments(b.deployment_ids, b.scheduled_before, b.limit).await?))
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200, body = Deployment), (status = 404)))]
-#[get("/deployments/name/{flow_name}/{deployment_name}")]
+#[get("/name/{flow_name}/{deployment_name}")]
 pub async fn read_deployment_by_name(state: Data<ApiState>, path: Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (flow_name, name) = path.into_inner();
     Ok(ok(&state.core.read_deployment_by_name(&flow_name, &name).await?))
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200, body = Deployment), (status = 404)))]
-#[get("/deployments/{id}")]
+#[get("/{id}")]
 pub async fn read_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_deployment(*id).await?))
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentUpdate, responses((status = 204), (status = 404), (status = 409), (status = 422)))]
-#[patch("/deployments/{id}")]
+#[patch("/{id}")]
 pub async fn update_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Json<DeploymentUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_deployment(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 204), (status = 404)))]
-#[delete("/deployments/{id}")]
+#[delete("/{id}")]
 pub async fn delete_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_deployment(*id).await?;
     Ok(no_content())
@@ -161,7 +161,7 @@ pub async fn delete_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResu
 
 /// Creates a flow run from the deployment (Scheduled now unless a state is given).
 #[utoipa::path(tag = "Deployments", request_body = DeploymentFlowRunCreate, responses((status = 201, body = FlowRun), (status = 200, body = FlowRun), (status = 404), (status = 409)))]
-#[post("/deployments/{id}/create_flow_run")]
+#[post("/{id}/create_flow_run")]
 pub async fn create_flow_run_from_deployment(
     state: Data<ApiState>,
     client: Client,
@@ -173,7 +173,7 @@ pub async fn create_flow_run_from_deployment(
 }
 
 #[utoipa::path(tag = "Deployments", request_body = Vec<DeploymentFlowRunCreate>, responses((status = 200, body = FlowRunBulkCreateResponse), (status = 404)))]
-#[post("/deployments/{id}/create_flow_run/bulk")]
+#[post("/{id}/create_flow_run/bulk")]
 pub async fn bulk_create_flow_runs_from_deployment(
     state: Data<ApiState>,
     client: Client,
@@ -185,14 +185,14 @@ pub async fn bulk_create_flow_runs_from_deployment(
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200), (status = 404)))]
-#[post("/deployments/{id}/pause_deployment")]
+#[post("/{id}/pause_deployment")]
 pub async fn pause_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.set_deployment_paused(*id, true).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200), (status = 404)))]
-#[post("/deployments/{id}/resume_deployment")]
+#[post("/{id}/resume_deployment")]
 pub async fn resume_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.set_deployment_paused(*id, false).await?;
     Ok(ok(&serde_json::Value::Null))
@@ -201,7 +201,7 @@ pub async fn resume_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResu
 /// Schedules runs of the deployment's active schedules in a window; a past window backfills.
 /// Runs already scheduled for a schedule and time are not duplicated. An unknown id schedules nothing.
 #[utoipa::path(tag = "Deployments", request_body = ScheduleRequest, responses((status = 200)))]
-#[post("/deployments/{id}/schedule")]
+#[post("/{id}/schedule")]
 pub async fn schedule_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Option<Json<ScheduleRequest>>) -> ApiResult<HttpResponse> {
     state.core.schedule_deployment_runs(*id, body.map(|b| b.0).unwrap_or_default()).await?;
     Ok(ok(&serde_json::Value::Null))
@@ -209,25 +209,25 @@ pub async fn schedule_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Op
 
 /// Work queues whose legacy agent filter would pick up the deployment's runs.
 #[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<LegacyWorkQueue>), (status = 404)))]
-#[get("/deployments/{id}/work_queue_check")]
+#[get("/{id}/work_queue_check")]
 pub async fn work_queue_check(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.work_queues_for_deployment(*id).await?))
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<DeploymentSchedule>), (status = 404)))]
-#[get("/deployments/{id}/schedules")]
+#[get("/{id}/schedules")]
 pub async fn read_deployment_schedules(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_deployment_schedules(*id).await?))
 }
 
 #[utoipa::path(tag = "Deployments", request_body = Vec<DeploymentScheduleCreate>, responses((status = 201, body = Vec<DeploymentSchedule>), (status = 404), (status = 409)))]
-#[post("/deployments/{id}/schedules")]
+#[post("/{id}/schedules")]
 pub async fn create_deployment_schedules(state: Data<ApiState>, id: Path<Uuid>, body: Json<Vec<DeploymentScheduleCreate>>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_deployment_schedules(*id, body.0).await?))
 }
 
 #[utoipa::path(tag = "Deployments", request_body = DeploymentScheduleUpdate, responses((status = 204), (status = 404)))]
-#[patch("/deployments/{id}/schedules/{schedule_id}")]
+#[patch("/{id}/schedules/{schedule_id}")]
 pub async fn update_deployment_schedule(state: Data<ApiState>, path: Path<(Uuid, Uuid)>, body: Json<DeploymentScheduleUpdate>) -> ApiResult<HttpResponse> {
     let (id, schedule_id) = path.into_inner();
     state.core.update_deployment_schedule(id, schedule_id, body.0).await?;
@@ -235,7 +235,7 @@ pub async fn update_deployment_schedule(state: Data<ApiState>, path: Path<(Uuid,
 }
 
 #[utoipa::path(tag = "Deployments", responses((status = 204), (status = 404)))]
-#[delete("/deployments/{id}/schedules/{schedule_id}")]
+#[delete("/{id}/schedules/{schedule_id}")]
 pub async fn delete_deployment_schedule(state: Data<ApiState>, path: Path<(Uuid, Uuid)>) -> ApiResult<HttpResponse> {
     let (id, schedule_id) = path.into_inner();
     state.core.delete_deployment_schedule(id, schedule_id).await?;

@@ -59,7 +59,7 @@ fn one() -> f64 {
 
 /// Accepts events over HTTP (204); 429 with Retry-After when the pipeline is saturated.
 #[utoipa::path(tag = "Events", request_body = Vec<Event>, responses((status = 204), (status = 429)))]
-#[post("/events")]
+#[post("")]
 pub async fn create_events(state: Data<ApiState>, body: Json<Vec<Event>>) -> ApiResult<HttpResponse> {
     let bus = state.core.events();
     let received = prefect_core::events::receive(body.0, bus.limits())?;
@@ -79,7 +79,7 @@ fn page(req: &HttpRequest, result: EventPageResult) -> EventPage {
 
 /// The first page of events matching the filter (newest first by default).
 #[utoipa::path(tag = "Events", request_body = EventFilterBody, responses((status = 200, body = EventPage)))]
-#[post("/events/filter")]
+#[post("/filter")]
 pub async fn filter_events(req: HttpRequest, state: Data<ApiState>, body: Json<EventFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let limit = b.limit.unwrap_or(PAGE_SIZE);
@@ -92,7 +92,7 @@ pub async fn filter_events(req: HttpRequest, state: Data<ApiState>, body: Json<E
 
 /// The page a `next_page` link points at; 403 for a token that does not decode.
 #[utoipa::path(tag = "Events", params(NextPageQuery), responses((status = 200, body = EventPage), (status = 403)))]
-#[get("/events/filter/next")]
+#[get("/filter/next")]
 pub async fn next_events_page(req: HttpRequest, state: Data<ApiState>, query: Query<NextPageQuery>) -> ApiResult<HttpResponse> {
     let forbidden = || ApiError::Core(prefect_core::Error::Forbidden("Forbidden".to_owned()));
     let bytes = BASE64.decode(query.page_token.as_bytes()).map_err(|_| forbidden())?;
@@ -103,7 +103,7 @@ pub async fn next_events_page(req: HttpRequest, state: Data<ApiState>, query: Qu
 
 /// Counts events by day, time bucket, event name or resource.
 #[utoipa::path(tag = "Events", request_body = CountBody, responses((status = 200, body = Vec<EventCount>), (status = 422)))]
-#[post("/events/count-by/{countable}")]
+#[post("/count-by/{countable}")]
 pub async fn count_events(state: Data<ApiState>, countable: Path<String>, body: Json<CountBody>) -> ApiResult<HttpResponse> {
     let countable: Countable = serde_json::from_value(Value::String(countable.into_inner()))
         .map_err(|_| ApiError::invalid(&["path", "countable"], "Input should be 'day', 'time', 'event' or 'resource'", Value::Null))?;
@@ -114,7 +114,7 @@ pub async fn count_events(state: Data<ApiState>, countable: Path<String>, body: 
 /// Streams events in: one JSON event per text frame, no acknowledgements.
 /// Duplicates are harmless (events are stored once by id); a full pipeline slows the reader down.
 #[utoipa::path(tag = "Events", responses((status = 101)))]
-#[get("/events/in")]
+#[get("/in")]
 pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let auth = state.settings.auth_string.clone();
@@ -147,7 +147,7 @@ pub async fn events_in(req: HttpRequest, body: Payload, state: Data<ApiState>) -
 /// `{"type": "filter", "filter": …, "backfill": true}`; the server backfills stored
 /// matches (up to 15 minutes back, oldest first), then sends live events.
 #[utoipa::path(tag = "Events", responses((status = 101)))]
-#[get("/events/out")]
+#[get("/out")]
 pub async fn events_out(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let auth = state.settings.auth_string.clone();

@@ -17,14 +17,14 @@ pub struct FlowRunStatesQuery {
 }
 
 #[utoipa::path(tag = "Flow Run States", responses((status = 200, body = State), (status = 404)))]
-#[get("/flow_run_states/{id}")]
+#[get("/{id}")]
 pub async fn read_flow_run_state(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow_run_state(*id).await?))
 }
 
 /// Every state of a flow run, oldest first.
 #[utoipa::path(tag = "Flow Run States", params(FlowRunStatesQuery), responses((status = 200, body = Vec<State>)))]
-#[get("/flow_run_states/")]
+#[get("/")]
 pub async fn read_flow_run_states(state: Data<ApiState>, query: Query<FlowRunStatesQuery>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.flow_run_states(query.flow_run_id).await?))
 }

@@ -179,7 +179,7 @@ impl From<prefect_core::FlowRunInput> for FlowRunInput {
 
 /// Creates a flow run (201), or returns the existing run with the same idempotency key (200).
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunCreate, responses((status = 201, body = FlowRun), (status = 200, body = FlowRun)))]
-#[post("/flow_runs/")]
+#[post("/")]
 pub async fn create_flow_run(state: Data<ApiState>, client: Client, body: Json<FlowRunCreate>) -> ApiResult<HttpResponse> {
     // The open-source server records no creator for runs created through the API.
     let (run, created) = state.core.create_flow_run(body.0, None, &client.0).await?;
@@ -187,47 +187,47 @@ pub async fn create_flow_run(state: Data<ApiState>, client: Client, body: Json<F
 }
 
 #[utoipa::path(tag = "Flow Runs", responses((status = 200, body = FlowRun), (status = 404)))]
-#[get("/flow_runs/{id}")]
+#[get("/{id}")]
 pub async fn read_flow_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow_run(*id).await?))
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunUpdate, responses((status = 204), (status = 404)))]
-#[patch("/flow_runs/{id}")]
+#[patch("/{id}")]
 pub async fn update_flow_run(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_flow_run(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Flow Runs", responses((status = 204), (status = 404)))]
-#[delete("/flow_runs/{id}")]
+#[delete("/{id}")]
 pub async fn delete_flow_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_flow_run(*id).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunFilterBody, responses((status = 200, body = Vec<FlowRun>)))]
-#[post("/flow_runs/filter")]
+#[post("/filter")]
 pub async fn filter_flow_runs(state: Data<ApiState>, body: Json<FlowRunFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_flow_runs(&b.filters, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunCountBody, responses((status = 200, body = u64)))]
-#[post("/flow_runs/count")]
+#[post("/count")]
 pub async fn count_flow_runs(state: Data<ApiState>, body: Json<FlowRunCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_flow_runs(&body.0.filters).await?))
 }
 
 /// Average lateness in seconds of the matching runs (`null` when none match).
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunCountBody, responses((status = 200, body = Option<f64>)))]
-#[post("/flow_runs/lateness")]
+#[post("/lateness")]
 pub async fn average_flow_run_lateness(state: Data<ApiState>, body: Json<FlowRunCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.average_flow_run_lateness(&body.0.filters).await?))
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunPaginateBody, responses((status = 200, body = FlowRunPaginationResponse)))]
-#[post("/flow_runs/paginate")]
+#[post("/paginate")]
 pub async fn paginate_flow_runs(state: Data<ApiState>, body: Json<FlowRunPaginateBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let p = state.core.paginate_flow_runs(&b.filters, b.sort, b.limit, b.page.max(1)).await?;
@@ -235,7 +235,7 @@ pub async fn paginate_flow_runs(state: Data<ApiState>, body: Json<FlowRunPaginat
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = HistoryBody, responses((status = 200, body = Vec<HistoryResponse>)))]
-#[post("/flow_runs/history")]
+#[post("/history")]
 pub async fn flow_run_history(state: Data<ApiState>, body: Json<HistoryBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let interval = b.interval_seconds().ok_or_else(|| {
@@ -246,7 +246,7 @@ pub async fn flow_run_history(state: Data<ApiState>, body: Json<HistoryBody>) ->
 
 /// Proposes one state for up to `limit` (at most 50) runs matching the filter, each orchestrated on its own.
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunBulkSetStateBody, responses((status = 200, body = FlowRunBulkSetStateResponse), (status = 422)))]
-#[post("/flow_runs/bulk_set_state")]
+#[post("/bulk_set_state")]
 pub async fn bulk_set_flow_run_state(state: Data<ApiState>, client: Client, body: Json<FlowRunBulkSetStateBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     if !(1..=bulk_limit()).contains(&b.limit) {
@@ -271,7 +271,7 @@ pub async fn bulk_set_flow_run_state(state: Data<ApiState>, client: Client, body
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunBulkDeleteBody, responses((status = 200, body = BulkDeleteResponse)))]
-#[post("/flow_runs/bulk_delete")]
+#[post("/bulk_delete")]
 pub async fn bulk_delete_flow_runs(state: Data<ApiState>, body: Json<FlowRunBulkDeleteBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let filters = RunFilters { flow_runs: b.flow_runs, ..Default::default() };
@@ -281,7 +281,7 @@ pub async fn bulk_delete_flow_runs(state: Data<ApiState>, body: Json<FlowRunBulk
 
 /// Proposes a state. 201 when a new state was written, 200 otherwise (REJECT to the current state, WAIT, ABORT).
 #[utoipa::path(tag = "Flow Runs", request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/flow_runs/{id}/set_state")]
+#[post("/{id}/set_state")]
 pub async fn set_flow_run_state(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<SetStateRequest>) -> ApiResult<HttpResponse> {
     let SetStateRequest { state: proposed, force } = body.0;
     let outcome = state.core.set_flow_run_state(*id, proposed, force, &client.0).await?;
@@ -290,14 +290,14 @@ pub async fn set_flow_run_state(state: Data<ApiState>, id: Path<Uuid>, client: C
 
 /// Merges labels into the run's labels.
 #[utoipa::path(tag = "Flow Runs", request_body = Object, responses((status = 204), (status = 404)))]
-#[patch("/flow_runs/{id}/labels")]
+#[patch("/{id}/labels")]
 pub async fn update_flow_run_labels(state: Data<ApiState>, id: Path<Uuid>, body: Json<KeyValueLabels>) -> ApiResult<HttpResponse> {
     state.core.update_flow_run_labels(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunInputCreate, responses((status = 201), (status = 404), (status = 409)))]
-#[post("/flow_runs/{id}/input")]
+#[post("/{id}/input")]
 pub async fn create_flow_run_input(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunInputCreate>) -> ApiResult<HttpResponse> {
     let b = body.0;
     state.core.create_flow_run_input(*id, &b.key, &b.value, b.sender.as_deref()).await?;
@@ -305,7 +305,7 @@ pub async fn create_flow_run_input(state: Data<ApiState>, id: Path<Uuid>, body: 
 }
 
 #[utoipa::path(tag = "Flow Runs", request_body = FlowRunInputFilter, responses((status = 200, body = Vec<FlowRunInput>)))]
-#[post("/flow_runs/{id}/input/filter")]
+#[post("/{id}/input/filter")]
 pub async fn filter_flow_run_inputs(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunInputFilter>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let inputs = state.core.filter_flow_run_inputs(*id, &b.prefix, b.limit, &b.exclude_keys).await?;
@@ -314,7 +314,7 @@ pub async fn filter_flow_run_inputs(state: Data<ApiState>, id: Path<Uuid>, body:
 
 /// The stored value of an input (raw JSON text).
 #[utoipa::path(tag = "Flow Runs", responses((status = 200), (status = 404)))]
-#[get("/flow_runs/{id}/input/{key}")]
+#[get("/{id}/input/{key}")]
 pub async fn read_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, String)>) -> ApiResult<HttpResponse> {
     let (id, key) = path.into_inner();
     let input = state.core.read_flow_run_input(id, &key).await?;
@@ -322,7 +322,7 @@ pub async fn read_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, String
 }
 
 #[utoipa::path(tag = "Flow Runs", responses((status = 204), (status = 404)))]
-#[delete("/flow_runs/{id}/input/{key}")]
+#[delete("/{id}/input/{key}")]
 pub async fn delete_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, String)>) -> ApiResult<HttpResponse> {
     let (id, key) = path.into_inner();
     state.core.delete_flow_run_input(id, &key).await?;
@@ -331,7 +331,7 @@ pub async fn delete_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, Stri
 
 /// The run's logs as CSV.
 #[utoipa::path(tag = "Flow Runs", responses((status = 200, content_type = "text/csv"), (status = 404)))]
-#[get("/flow_runs/{id}/logs/download")]
+#[get("/{id}/logs/download")]
 pub async fn download_logs(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     let run = state.core.read_flow_run(*id).await?;
     let logs = state.core.all_flow_run_logs(run.id).await?;
@@ -359,7 +359,7 @@ pub struct GraphQuery {
 
 /// The run's task runs and subflows as a dependency graph; 400 when it has too many nodes.
 #[utoipa::path(tag = "Flow Runs", params(GraphQuery), responses((status = 200, body = Graph), (status = 400), (status = 404)))]
-#[get("/flow_runs/{id}/graph-v2")]
+#[get("/{id}/graph-v2")]
 pub async fn read_flow_run_graph(state: Data<ApiState>, id: Path<Uuid>, query: actix_web::web::Query<GraphQuery>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.flow_run_graph(*id, query.since).await?))
 }
@@ -375,7 +375,7 @@ pub struct ResumeFlowRunBody {
 
 /// Resumes a paused run. REJECT when its run input does not validate, ABORT when it is not paused.
 #[utoipa::path(tag = "Flow Runs", request_body = ResumeFlowRunBody, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/flow_runs/{id}/resume")]
+#[post("/{id}/resume")]
 pub async fn resume_flow_run(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<ResumeFlowRunBody>) -> ApiResult<HttpResponse> {
     let outcome = state.core.resume_flow_run(*id, body.0.run_input, &client.0).await?;
     Ok(created_or_ok(outcome.created, &outcome.result))

@@ -82,53 +82,53 @@ pub struct FlowPaginationResponse {
 
 /// Creates a flow, or returns the one with that name (201 new, 200 existing).
 #[utoipa::path(tag = "Flows", request_body = FlowCreate, responses((status = 201, body = Flow), (status = 200, body = Flow)))]
-#[post("/flows/")]
+#[post("/")]
 pub async fn create_flow(state: Data<ApiState>, body: Json<FlowCreate>) -> ApiResult<HttpResponse> {
     let (flow, created) = state.core.create_flow(body.0).await?;
     Ok(created_or_ok(created, &flow))
 }
 
 #[utoipa::path(tag = "Flows", responses((status = 200, body = Flow), (status = 404)))]
-#[get("/flows/{id}")]
+#[get("/{id}")]
 pub async fn read_flow(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow(*id).await?))
 }
 
 #[utoipa::path(tag = "Flows", responses((status = 200, body = Flow), (status = 404)))]
-#[get("/flows/name/{name}")]
+#[get("/name/{name}")]
 pub async fn read_flow_by_name(state: Data<ApiState>, name: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow_by_name(&name).await?))
 }
 
 #[utoipa::path(tag = "Flows", request_body = FlowUpdate, responses((status = 204), (status = 404)))]
-#[patch("/flows/{id}")]
+#[patch("/{id}")]
 pub async fn update_flow(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_flow(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Flows", responses((status = 204), (status = 404)))]
-#[delete("/flows/{id}")]
+#[delete("/{id}")]
 pub async fn delete_flow(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_flow(*id).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Flows", request_body = FlowFilterBody, responses((status = 200, body = Vec<Flow>)))]
-#[post("/flows/filter")]
+#[post("/filter")]
 pub async fn filter_flows(state: Data<ApiState>, body: Json<FlowFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_flows(&b.filters, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Flows", request_body = FlowCountBody, responses((status = 200, body = u64)))]
-#[post("/flows/count")]
+#[post("/count")]
 pub async fn count_flows(state: Data<ApiState>, body: Json<FlowCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_flows(&body.0.filters).await?))
 }
 
 #[utoipa::path(tag = "Flows", request_body = FlowPaginateBody, responses((status = 200, body = FlowPaginationResponse)))]
-#[post("/flows/paginate")]
+#[post("/paginate")]
 pub async fn paginate_flows(state: Data<ApiState>, body: Json<FlowPaginateBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let p = state.core.paginate_flows(&b.filters, b.sort, b.limit, b.page.max(1)).await?;
@@ -136,7 +136,7 @@ pub async fn paginate_flows(state: Data<ApiState>, body: Json<FlowPaginateBody>)
 }
 
 #[utoipa::path(tag = "Flows", request_body = FlowBulkDeleteBody, responses((status = 200, body = BulkDeleteResponse)))]
-#[post("/flows/bulk_delete")]
+#[post("/bulk_delete")]
 pub async fn bulk_delete_flows(state: Data<ApiState>, body: Json<FlowBulkDeleteBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let deleted = state.core.bulk_delete_flows(&b.filters, b.limit.clamp(1, 50)).await?;

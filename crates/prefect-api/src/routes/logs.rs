@@ -27,14 +27,14 @@ pub struct LogFilterBody {
 
 /// Stores a batch of log lines (a JSON array); answers 201 with `null`.
 #[utoipa::path(tag = "Logs", request_body = Vec<LogCreate>, responses((status = 201)))]
-#[post("/logs/")]
+#[post("/")]
 pub async fn create_logs(state: Data<ApiState>, body: Json<Vec<LogCreate>>) -> ApiResult<HttpResponse> {
     state.core.create_logs(body.0).await?;
     Ok(HttpResponse::Created().json(serde_json::Value::Null))
 }
 
 #[utoipa::path(tag = "Logs", request_body = LogFilterBody, responses((status = 200, body = Vec<Log>)))]
-#[post("/logs/filter")]
+#[post("/filter")]
 pub async fn filter_logs(state: Data<ApiState>, body: Json<LogFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_logs(b.logs.as_ref(), b.sort, b.limit, b.offset).await?))

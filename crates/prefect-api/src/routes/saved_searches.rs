@@ -23,26 +23,26 @@ pub struct SavedSearchFilterBody {
 
 /// Creates a saved search (201), or replaces the filters of the one with that name (200).
 #[utoipa::path(tag = "SavedSearches", request_body = SavedSearchCreate, responses((status = 201, body = SavedSearch), (status = 200, body = SavedSearch)))]
-#[put("/saved_searches/")]
+#[put("/")]
 pub async fn create_saved_search(state: Data<ApiState>, body: Json<SavedSearchCreate>) -> ApiResult<HttpResponse> {
     let (saved, created) = state.core.upsert_saved_search(body.0).await?;
     Ok(created_or_ok(created, &saved))
 }
 
 #[utoipa::path(tag = "SavedSearches", request_body = SavedSearchFilterBody, responses((status = 200, body = Vec<SavedSearch>)))]
-#[post("/saved_searches/filter")]
+#[post("/filter")]
 pub async fn filter_saved_searches(state: Data<ApiState>, body: Json<SavedSearchFilterBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.filter_saved_searches(body.0.limit, body.0.offset).await?))
 }
 
 #[utoipa::path(tag = "SavedSearches", responses((status = 200, body = SavedSearch), (status = 404)))]
-#[get("/saved_searches/{id}")]
+#[get("/{id}")]
 pub async fn read_saved_search(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_saved_search(*id).await?))
 }
 
 #[utoipa::path(tag = "SavedSearches", responses((status = 204), (status = 404)))]
-#[delete("/saved_searches/{id}")]
+#[delete("/{id}")]
 pub async fn delete_saved_search(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_saved_search(*id).await?;
     Ok(no_content())

@@ -17,14 +17,14 @@ pub struct TaskRunStatesQuery {
 }
 
 #[utoipa::path(tag = "Task Run States", responses((status = 200, body = State), (status = 404)))]
-#[get("/task_run_states/{id}")]
+#[get("/{id}")]
 pub async fn read_task_run_state(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_task_run_state(*id).await?))
 }
 
 /// Every state of a task run, oldest first.
 #[utoipa::path(tag = "Task Run States", params(TaskRunStatesQuery), responses((status = 200, body = Vec<State>)))]
-#[get("/task_run_states/")]
+#[get("/")]
 pub async fn read_task_run_states(state: Data<ApiState>, query: Query<TaskRunStatesQuery>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.task_run_states(query.task_run_id).await?))
 }

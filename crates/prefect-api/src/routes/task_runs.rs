@@ -63,47 +63,47 @@ pub struct TaskRunPaginationResponse {
 
 /// Creates a task run (201), or returns the one with the same flow run, task key and dynamic key (200).
 #[utoipa::path(tag = "Task Runs", request_body = TaskRunCreate, responses((status = 201, body = TaskRun), (status = 200, body = TaskRun)))]
-#[post("/task_runs/")]
+#[post("/")]
 pub async fn create_task_run(state: Data<ApiState>, client: Client, body: Json<TaskRunCreate>) -> ApiResult<HttpResponse> {
     let (run, created) = state.core.create_task_run(body.0, &client.0).await?;
     Ok(created_or_ok(created, &run))
 }
 
 #[utoipa::path(tag = "Task Runs", responses((status = 200, body = TaskRun), (status = 404)))]
-#[get("/task_runs/{id}")]
+#[get("/{id}")]
 pub async fn read_task_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_task_run(*id).await?))
 }
 
 #[utoipa::path(tag = "Task Runs", request_body = TaskRunUpdate, responses((status = 204), (status = 404)))]
-#[patch("/task_runs/{id}")]
+#[patch("/{id}")]
 pub async fn update_task_run(state: Data<ApiState>, id: Path<Uuid>, body: Json<TaskRunUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_task_run(*id, body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Task Runs", responses((status = 204), (status = 404)))]
-#[delete("/task_runs/{id}")]
+#[delete("/{id}")]
 pub async fn delete_task_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_task_run(*id).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Task Runs", request_body = TaskRunFilterBody, responses((status = 200, body = Vec<TaskRun>)))]
-#[post("/task_runs/filter")]
+#[post("/filter")]
 pub async fn filter_task_runs(state: Data<ApiState>, body: Json<TaskRunFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_task_runs(&b.filters, b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Task Runs", request_body = TaskRunCountBody, responses((status = 200, body = u64)))]
-#[post("/task_runs/count")]
+#[post("/count")]
 pub async fn count_task_runs(state: Data<ApiState>, body: Json<TaskRunCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_task_runs(&body.0.filters).await?))
 }
 
 #[utoipa::path(tag = "Task Runs", request_body = TaskRunPaginateBody, responses((status = 200, body = TaskRunPaginationResponse)))]
-#[post("/task_runs/paginate")]
+#[post("/paginate")]
 pub async fn paginate_task_runs(state: Data<ApiState>, body: Json<TaskRunPaginateBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let p = state.core.paginate_task_runs(&b.filters, b.sort, b.limit, b.page.max(1)).await?;
@@ -111,7 +111,7 @@ pub async fn paginate_task_runs(state: Data<ApiState>, body: Json<TaskRunPaginat
 }
 
 #[utoipa::path(tag = "Task Runs", request_body = HistoryBody, responses((status = 200, body = Vec<HistoryResponse>)))]
-#[post("/task_runs/history")]
+#[post("/history")]
 pub async fn task_run_history(state: Data<ApiState>, body: Json<HistoryBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let interval = b
@@ -122,7 +122,7 @@ pub async fn task_run_history(state: Data<ApiState>, body: Json<HistoryBody>) ->
 
 /// Proposes a state with the task run policy (server-side orchestration).
 #[utoipa::path(tag = "Task Runs", request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/task_runs/{id}/set_state")]
+#[post("/{id}/set_state")]
 pub async fn set_task_run_state(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<SetStateRequest>) -> ApiResult<HttpResponse> {
     let SetStateRequest { state: proposed, force } = body.0;
     let outcome = state.core.set_task_run_state(*id, proposed, force, &client.0).await?;
@@ -159,7 +159,7 @@ const PROTOCOL_VIOLATION: u16 = 4001;
 /// ends the subscription). A run the worker did not acknowledge goes back to the front of its
 /// queue for the next worker.
 #[utoipa::path(tag = "Task Runs", responses((status = 101)))]
-#[get("/task_runs/subscriptions/scheduled")]
+#[get("/subscriptions/scheduled")]
 pub async fn scheduled_task_subscription(req: HttpRequest, body: Payload, state: Data<ApiState>) -> actix_web::Result<HttpResponse> {
     let state = state.into_inner();
     let auth = state.settings.auth_string.clone();

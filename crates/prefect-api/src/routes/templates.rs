@@ -25,7 +25,7 @@ pub async fn validate_template(body: Bytes) -> ApiResult<HttpResponse> {
 
 /// The same check, under the automations router.
 #[utoipa::path(tag = "Automations", request_body = String, responses((status = 204), (status = 422)))]
-#[post("/automations/templates/validate")]
+#[post("/templates/validate")]
 pub async fn validate_automation_template(body: Bytes) -> ApiResult<HttpResponse> {
     validate(&body)
 }

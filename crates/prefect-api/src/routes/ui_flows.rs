@@ -34,7 +34,7 @@ impl FlowIdsBody {
 
 /// Deployments per flow: `{flow_id: count}` for every flow asked about.
 #[utoipa::path(tag = "UI", request_body = FlowIdsBody, responses((status = 200, body = Object), (status = 422)))]
-#[post("/ui/flows/count-deployments")]
+#[post("/flows/count-deployments")]
 pub async fn count_deployments_by_flow(state: Data<ApiState>, body: Json<FlowIdsBody>) -> ApiResult<HttpResponse> {
     let ids = body.0.checked()?;
     let counts = state.core.count_deployments_by_flow(&ids).await?;
@@ -44,7 +44,7 @@ pub async fn count_deployments_by_flow(state: Data<ApiState>, body: Json<FlowIds
 
 /// Each flow's soonest Scheduled run: `{flow_id: run or null}` for every flow asked about.
 #[utoipa::path(tag = "UI", request_body = FlowIdsBody, responses((status = 200, body = Object), (status = 422)))]
-#[post("/ui/flows/next-runs")]
+#[post("/flows/next-runs")]
 pub async fn next_runs_by_flow(state: Data<ApiState>, body: Json<FlowIdsBody>) -> ApiResult<HttpResponse> {
     let ids = body.0.checked()?;
     let next = state.core.next_runs_by_flow(&ids).await?;

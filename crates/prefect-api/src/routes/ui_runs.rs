@@ -92,7 +92,7 @@ impl TaskRunCountsBody {
 /// The matching flow runs as dots of the UI's history chart: id, state type, start (or
 /// expected start), duration and lateness in seconds.
 #[utoipa::path(tag = "UI", request_body = FlowRunHistoryBody, responses((status = 200, body = Vec<Object>), (status = 422)))]
-#[post("/ui/flow_runs/history")]
+#[post("/flow_runs/history")]
 pub async fn ui_flow_run_history(state: Data<ApiState>, body: Json<FlowRunHistoryBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.flow_run_history_dots(&b.filters, b.sort, b.limit, b.offset).await?))
@@ -100,7 +100,7 @@ pub async fn ui_flow_run_history(state: Data<ApiState>, body: Json<FlowRunHistor
 
 /// Task runs per flow run (`{flow_run_id: count}`), not counting subflow runs.
 #[utoipa::path(tag = "UI", request_body = FlowRunIdsBody, responses((status = 200, body = Object), (status = 422)))]
-#[post("/ui/flow_runs/count-task-runs")]
+#[post("/flow_runs/count-task-runs")]
 pub async fn count_task_runs_by_flow_run(state: Data<ApiState>, body: Json<FlowRunIdsBody>) -> ApiResult<HttpResponse> {
     let ids = body.0.flow_run_ids;
     if ids.len() > MAX_FLOW_RUN_IDS {
@@ -114,7 +114,7 @@ pub async fn count_task_runs_by_flow_run(state: Data<ApiState>, body: Json<FlowR
 
 /// Matching task runs per state type (`{"COMPLETED": n, ...}`, every type present).
 #[utoipa::path(tag = "UI", request_body = TaskRunCountsBody, responses((status = 200, body = Object)))]
-#[post("/ui/task_runs/count")]
+#[post("/task_runs/count")]
 pub async fn count_task_runs_by_state(state: Data<ApiState>, body: Json<TaskRunCountsBody>) -> ApiResult<HttpResponse> {
     let counts = state.core.count_task_runs_by_state(&body.0.filters()).await?;
     let out: Map<String, Value> = counts.into_iter().map(|(state_type, n)| (state_type.as_str().to_owned(), Value::from(n))).collect();
@@ -124,14 +124,14 @@ pub async fn count_task_runs_by_state(state: Data<ApiState>, body: Json<TaskRunC
 /// Finished task runs in 20 time buckets of the window `task_runs.start_time` gives
 /// (`after_` required): `[{"completed": n, "failed": n}, ...]`.
 #[utoipa::path(tag = "UI", request_body = TaskRunCountsBody, responses((status = 200, body = Vec<Object>), (status = 422)))]
-#[post("/ui/task_runs/dashboard/counts")]
+#[post("/task_runs/dashboard/counts")]
 pub async fn dashboard_task_run_counts(state: Data<ApiState>, body: Json<TaskRunCountsBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.dashboard_task_run_counts(body.0.filters()).await?))
 }
 
 /// A task run with its flow run's name.
 #[utoipa::path(tag = "UI", responses((status = 200, body = Object), (status = 404)))]
-#[get("/ui/task_runs/{id}")]
+#[get("/task_runs/{id}")]
 pub async fn read_ui_task_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_ui_task_run(*id).await?))
 }

@@ -21,7 +21,7 @@ pub struct SchemaValuesValidation {
 
 /// `{"errors": [...], "valid": bool}`; 422 when the schema itself is invalid.
 #[utoipa::path(tag = "UI", request_body = SchemaValuesValidation, responses((status = 200, body = Object), (status = 422)))]
-#[post("/ui/schemas/validate")]
+#[post("/schemas/validate")]
 pub async fn validate_schema_values(state: Data<ApiState>, body: Json<SchemaValuesValidation>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.validate_schema_values(&serde_json::Value::Object(b.schema), &serde_json::Value::Object(b.values)).await?))

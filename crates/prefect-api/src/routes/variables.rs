@@ -35,59 +35,59 @@ pub struct VariableCountBody {
 }
 
 #[utoipa::path(tag = "Variables", request_body = VariableCreate, responses((status = 201, body = Variable), (status = 409), (status = 422)))]
-#[post("/variables/")]
+#[post("/")]
 pub async fn create_variable(state: Data<ApiState>, body: Json<VariableCreate>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_variable(body.0).await?))
 }
 
 #[utoipa::path(tag = "Variables", request_body = VariableFilterBody, responses((status = 200, body = Vec<Variable>)))]
-#[post("/variables/filter")]
+#[post("/filter")]
 pub async fn filter_variables(state: Data<ApiState>, body: Json<VariableFilterBody>) -> ApiResult<HttpResponse> {
     let b = body.0;
     Ok(ok(&state.core.filter_variables(b.variables.as_ref(), b.sort, b.limit, b.offset).await?))
 }
 
 #[utoipa::path(tag = "Variables", request_body = VariableCountBody, responses((status = 200, body = u64)))]
-#[post("/variables/count")]
+#[post("/count")]
 pub async fn count_variables(state: Data<ApiState>, body: Json<VariableCountBody>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.count_variables(body.0.variables.as_ref()).await?))
 }
 
 #[utoipa::path(tag = "Variables", responses((status = 200, body = Variable), (status = 404)))]
-#[get("/variables/name/{name}")]
+#[get("/name/{name}")]
 pub async fn read_variable_by_name(state: Data<ApiState>, name: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_variable(VariableRef::Name(&name)).await?))
 }
 
 #[utoipa::path(tag = "Variables", request_body = VariableUpdate, responses((status = 204), (status = 404)))]
-#[patch("/variables/name/{name}")]
+#[patch("/name/{name}")]
 pub async fn update_variable_by_name(state: Data<ApiState>, name: Path<String>, body: Json<VariableUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_variable(VariableRef::Name(&name), body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Variables", responses((status = 204), (status = 404)))]
-#[delete("/variables/name/{name}")]
+#[delete("/name/{name}")]
 pub async fn delete_variable_by_name(state: Data<ApiState>, name: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_variable(VariableRef::Name(&name)).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Variables", responses((status = 200, body = Variable), (status = 404)))]
-#[get("/variables/{id}")]
+#[get("/{id}")]
 pub async fn read_variable(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_variable(VariableRef::Id(*id)).await?))
 }
 
 #[utoipa::path(tag = "Variables", request_body = VariableUpdate, responses((status = 204), (status = 404)))]
-#[patch("/variables/{id}")]
+#[patch("/{id}")]
 pub async fn update_variable(state: Data<ApiState>, id: Path<Uuid>, body: Json<VariableUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_variable(VariableRef::Id(*id), body.0).await?;
     Ok(no_content())
 }
 
 #[utoipa::path(tag = "Variables", responses((status = 204), (status = 404)))]
-#[delete("/variables/{id}")]
+#[delete("/{id}")]
 pub async fn delete_variable(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_variable(VariableRef::Id(*id)).await?;
     Ok(no_content())
