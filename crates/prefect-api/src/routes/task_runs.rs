@@ -69,21 +69,21 @@ pub async fn create_task_run(state: Data<ApiState>, client: Client, body: Json<T
     Ok(created_or_ok(created, &run))
 }
 
-#[utoipa::path(tag = "Task Runs", responses((status = 200, body = TaskRun), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Task Runs", params(("id" = Uuid, Path)), responses((status = 200, body = TaskRun), (status = 404)))]
+#[get("")]
 pub async fn read_task_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_task_run(*id).await?))
 }
 
-#[utoipa::path(tag = "Task Runs", request_body = TaskRunUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Task Runs", params(("id" = Uuid, Path)), request_body = TaskRunUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_task_run(state: Data<ApiState>, id: Path<Uuid>, body: Json<TaskRunUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_task_run(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Task Runs", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Task Runs", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_task_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_task_run(*id).await?;
     Ok(no_content())
@@ -121,8 +121,8 @@ pub async fn task_run_history(state: Data<ApiState>, body: Json<HistoryBody>) ->
 }
 
 /// Proposes a state with the task run policy (server-side orchestration).
-#[utoipa::path(tag = "Task Runs", request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/{id}/set_state")]
+#[utoipa::path(tag = "Task Runs", params(("id" = Uuid, Path)), request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
+#[post("/set_state")]
 pub async fn set_task_run_state(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<SetStateRequest>) -> ApiResult<HttpResponse> {
     let SetStateRequest { state: proposed, force } = body.0;
     let outcome = state.core.set_task_run_state(*id, proposed, force, &client.0).await?;
