@@ -84,3 +84,11 @@ pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> Ind
     }
     stmt.to_owned()
 }
+
+/// Drops the non-unique index on `columns` of `table`, if there is one, and creates
+/// `create` in its place: a migration that reshapes an index it keeps the name of
+/// (or renames) swaps it this way, in its transaction.
+pub async fn replace_index(manager: &SchemaManager<'_>, table: &'static str, columns: &[&str], create: IndexCreateStatement) -> Result<(), DbErr> {
+    manager.drop_index(Index::drop().name(index_name(table, columns, false)).table(table).if_exists().to_owned()).await?;
+    manager.create_index(create).await
+}

@@ -13,7 +13,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::{index, index_name};
+use crate::builders::{index, replace_index};
 
 pub struct Migration;
 
@@ -30,11 +30,6 @@ const REPLACED: &[(&str, &[&str], &[&str])] = &[
     ("task_run", &["expected_start_time"], &["expected_start_time", "id"]),
 ];
 
-async fn swap(manager: &SchemaManager<'_>, table: &'static str, drop: &[&str], create: &'static [&'static str]) -> Result<(), DbErr> {
-    manager.drop_index(Index::drop().name(index_name(table, drop, false)).table(table).if_exists().to_owned()).await?;
-    manager.create_index(index(table, create, false)).await
-}
-
 // The trait's signatures elide `SchemaManager`'s lifetime; impls must match them exactly.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
@@ -45,14 +40,14 @@ impl MigrationTrait for Migration {
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, before, after) in REPLACED {
-            swap(manager, table, before, after).await?;
+            replace_index(manager, table, before, index(table, after, false)).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, before, after) in REPLACED {
-            swap(manager, table, after, before).await?;
+            replace_index(manager, table, after, index(table, before, false)).await?;
         }
         Ok(())
     }
@@ -61,6 +56,7 @@ impl MigrationTrait for Migration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builders::index_name;
 
     #[test]
     fn names_follow_the_initial_migrations_convention() {

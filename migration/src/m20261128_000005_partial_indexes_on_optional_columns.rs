@@ -18,7 +18,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::{index, index_name};
+use crate::builders::{index, replace_index};
 
 pub struct Migration;
 
@@ -48,11 +48,6 @@ pub(crate) fn partial_index(table: &'static str, columns: &[&'static str]) -> In
     stmt
 }
 
-async fn rebuild(manager: &SchemaManager<'_>, table: &'static str, create: IndexCreateStatement, columns: &[&str]) -> Result<(), DbErr> {
-    manager.drop_index(Index::drop().name(index_name(table, columns, false)).table(table).if_exists().to_owned()).await?;
-    manager.create_index(create).await
-}
-
 // The trait's signatures elide `SchemaManager`'s lifetime; impls must match them exactly.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
@@ -63,14 +58,14 @@ impl MigrationTrait for Migration {
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, columns) in OPTIONAL {
-            rebuild(manager, table, partial_index(table, columns), columns).await?;
+            replace_index(manager, table, columns, partial_index(table, columns)).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, columns) in OPTIONAL {
-            rebuild(manager, table, index(table, columns, false), columns).await?;
+            replace_index(manager, table, columns, index(table, columns, false)).await?;
         }
         Ok(())
     }
