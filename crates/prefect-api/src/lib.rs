@@ -102,11 +102,14 @@ impl std::fmt::Debug for ApiState {
 /// dynamic paths and `POST /task_runs/{id}/set_state` 20. Order still matters inside
 /// a scope (fixed paths before `{id}`).
 ///
-/// A task run's own routes sit one level deeper, in `scope("/{id}")`, after every fixed
-/// path of `/task_runs` (a scope that matches does not hand the request back): a
-/// state change then costs one capture instead of four (`GET`, `PATCH` and `DELETE /{id}`
-/// each ran theirs before the method was looked at). Their handlers declare the `id`
-/// parameter for the OpenAPI document, which takes path parameters from the route's own path.
+/// A task run's, a flow run's and a deployment's own routes sit one level deeper, in
+/// `scope("/{id}")`, after every fixed path of their family (a scope that matches does not
+/// hand the request back): a state change then costs one capture instead of four (`GET`,
+/// `PATCH` and `DELETE /{id}` each ran theirs before the method was looked at). Their
+/// handlers declare the `id` parameter for the OpenAPI document, which takes path
+/// parameters from the route's own path. A work pool's routes name their first segment
+/// `{name}` or `{work_pool_name}` (as Prefect's document does), so they cannot share one
+/// scope; the worker's poll and heartbeat come first among them instead.
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
     use routes::*;
     cfg.service(root::health)
@@ -146,18 +149,21 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(flow_runs::flow_run_history)
                 .service(flow_runs::bulk_delete_flow_runs)
                 .service(flow_runs::bulk_set_flow_run_state)
-                .service(flow_runs::read_flow_run)
-                .service(flow_runs::update_flow_run)
-                .service(flow_runs::delete_flow_run)
-                .service(flow_runs::set_flow_run_state)
-                .service(flow_runs::resume_flow_run)
-                .service(flow_runs::update_flow_run_labels)
-                .service(flow_runs::create_flow_run_input)
-                .service(flow_runs::filter_flow_run_inputs)
-                .service(flow_runs::read_flow_run_input)
-                .service(flow_runs::delete_flow_run_input)
-                .service(flow_runs::download_logs)
-                .service(flow_runs::read_flow_run_graph),
+                .service(
+                    scope("/{id}")
+                        .service(flow_runs::read_flow_run)
+                        .service(flow_runs::update_flow_run)
+                        .service(flow_runs::delete_flow_run)
+                        .service(flow_runs::set_flow_run_state)
+                        .service(flow_runs::resume_flow_run)
+                        .service(flow_runs::update_flow_run_labels)
+                        .service(flow_runs::create_flow_run_input)
+                        .service(flow_runs::filter_flow_run_inputs)
+                        .service(flow_runs::read_flow_run_input)
+                        .service(flow_runs::delete_flow_run_input)
+                        .service(flow_runs::download_logs)
+                        .service(flow_runs::read_flow_run_graph),
+                ),
         )
         .service(scope("/flow_run_states").service(flow_run_states::read_flow_run_states).service(flow_run_states::read_flow_run_state))
         // task runs
@@ -230,19 +236,22 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(deployments::bulk_delete_deployments)
                 .service(deployments::get_scheduled_flow_runs_for_deployments)
                 .service(deployments::read_deployment_by_name)
-                .service(deployments::read_deployment)
-                .service(deployments::update_deployment)
-                .service(deployments::delete_deployment)
-                .service(deployments::create_flow_run_from_deployment)
-                .service(deployments::bulk_create_flow_runs_from_deployment)
-                .service(deployments::pause_deployment)
-                .service(deployments::resume_deployment)
-                .service(deployments::schedule_deployment)
-                .service(deployments::work_queue_check)
-                .service(deployments::read_deployment_schedules)
-                .service(deployments::create_deployment_schedules)
-                .service(deployments::update_deployment_schedule)
-                .service(deployments::delete_deployment_schedule),
+                .service(
+                    scope("/{id}")
+                        .service(deployments::read_deployment)
+                        .service(deployments::update_deployment)
+                        .service(deployments::delete_deployment)
+                        .service(deployments::create_flow_run_from_deployment)
+                        .service(deployments::bulk_create_flow_runs_from_deployment)
+                        .service(deployments::pause_deployment)
+                        .service(deployments::resume_deployment)
+                        .service(deployments::schedule_deployment)
+                        .service(deployments::work_queue_check)
+                        .service(deployments::read_deployment_schedules)
+                        .service(deployments::create_deployment_schedules)
+                        .service(deployments::update_deployment_schedule)
+                        .service(deployments::delete_deployment_schedule),
+                ),
         )
         // variables: fixed paths before `{id}`
         .service(
@@ -263,16 +272,16 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(work_pools::create_work_pool)
                 .service(work_pools::filter_work_pools)
                 .service(work_pools::count_work_pools)
+                .service(work_pools::get_scheduled_flow_runs)
+                .service(work_pools::worker_heartbeat)
                 .service(work_pools::read_work_pool)
                 .service(work_pools::update_work_pool)
                 .service(work_pools::delete_work_pool)
-                .service(work_pools::get_scheduled_flow_runs)
                 .service(work_pools::create_work_queue)
                 .service(work_pools::filter_work_queues)
                 .service(work_pools::read_work_queue)
                 .service(work_pools::update_work_queue)
                 .service(work_pools::delete_work_queue)
-                .service(work_pools::worker_heartbeat)
                 .service(work_pools::filter_workers)
                 .service(work_pools::delete_worker),
         )

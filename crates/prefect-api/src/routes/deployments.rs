@@ -139,29 +139,29 @@ pub async fn read_deployment_by_name(state: Data<ApiState>, path: Path<(String, 
     Ok(ok(&state.core.read_deployment_by_name(&flow_name, &name).await?))
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 200, body = Deployment), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 200, body = Deployment), (status = 404)))]
+#[get("")]
 pub async fn read_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_deployment(*id).await?))
 }
 
-#[utoipa::path(tag = "Deployments", request_body = DeploymentUpdate, responses((status = 204), (status = 404), (status = 409), (status = 422)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), request_body = DeploymentUpdate, responses((status = 204), (status = 404), (status = 409), (status = 422)))]
+#[patch("")]
 pub async fn update_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Json<DeploymentUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_deployment(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_deployment(*id).await?;
     Ok(no_content())
 }
 
 /// Creates a flow run from the deployment (Scheduled now unless a state is given).
-#[utoipa::path(tag = "Deployments", request_body = DeploymentFlowRunCreate, responses((status = 201, body = FlowRun), (status = 200, body = FlowRun), (status = 404), (status = 409)))]
-#[post("/{id}/create_flow_run")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), request_body = DeploymentFlowRunCreate, responses((status = 201, body = FlowRun), (status = 200, body = FlowRun), (status = 404), (status = 409)))]
+#[post("/create_flow_run")]
 pub async fn create_flow_run_from_deployment(
     state: Data<ApiState>,
     client: Client,
@@ -172,8 +172,8 @@ pub async fn create_flow_run_from_deployment(
     Ok(created_or_ok(was_created, &run))
 }
 
-#[utoipa::path(tag = "Deployments", request_body = Vec<DeploymentFlowRunCreate>, responses((status = 200, body = FlowRunBulkCreateResponse), (status = 404)))]
-#[post("/{id}/create_flow_run/bulk")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), request_body = Vec<DeploymentFlowRunCreate>, responses((status = 200, body = FlowRunBulkCreateResponse), (status = 404)))]
+#[post("/create_flow_run/bulk")]
 pub async fn bulk_create_flow_runs_from_deployment(
     state: Data<ApiState>,
     client: Client,
@@ -184,15 +184,15 @@ pub async fn bulk_create_flow_runs_from_deployment(
     Ok(ok(&FlowRunBulkCreateResponse { results }))
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 200), (status = 404)))]
-#[post("/{id}/pause_deployment")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 200), (status = 404)))]
+#[post("/pause_deployment")]
 pub async fn pause_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.set_deployment_paused(*id, true).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 200), (status = 404)))]
-#[post("/{id}/resume_deployment")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 200), (status = 404)))]
+#[post("/resume_deployment")]
 pub async fn resume_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.set_deployment_paused(*id, false).await?;
     Ok(ok(&serde_json::Value::Null))
@@ -200,42 +200,42 @@ pub async fn resume_deployment(state: Data<ApiState>, id: Path<Uuid>) -> ApiResu
 
 /// Schedules runs of the deployment's active schedules in a window; a past window backfills.
 /// Runs already scheduled for a schedule and time are not duplicated. An unknown id schedules nothing.
-#[utoipa::path(tag = "Deployments", request_body = ScheduleRequest, responses((status = 200)))]
-#[post("/{id}/schedule")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), request_body = ScheduleRequest, responses((status = 200)))]
+#[post("/schedule")]
 pub async fn schedule_deployment(state: Data<ApiState>, id: Path<Uuid>, body: Option<Json<ScheduleRequest>>) -> ApiResult<HttpResponse> {
     state.core.schedule_deployment_runs(*id, body.map(|b| b.0).unwrap_or_default()).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
 /// Work queues whose legacy agent filter would pick up the deployment's runs.
-#[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<LegacyWorkQueue>), (status = 404)))]
-#[get("/{id}/work_queue_check")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 200, body = Vec<LegacyWorkQueue>), (status = 404)))]
+#[get("/work_queue_check")]
 pub async fn work_queue_check(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.work_queues_for_deployment(*id).await?))
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 200, body = Vec<DeploymentSchedule>), (status = 404)))]
-#[get("/{id}/schedules")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), responses((status = 200, body = Vec<DeploymentSchedule>), (status = 404)))]
+#[get("/schedules")]
 pub async fn read_deployment_schedules(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_deployment_schedules(*id).await?))
 }
 
-#[utoipa::path(tag = "Deployments", request_body = Vec<DeploymentScheduleCreate>, responses((status = 201, body = Vec<DeploymentSchedule>), (status = 404), (status = 409)))]
-#[post("/{id}/schedules")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path)), request_body = Vec<DeploymentScheduleCreate>, responses((status = 201, body = Vec<DeploymentSchedule>), (status = 404), (status = 409)))]
+#[post("/schedules")]
 pub async fn create_deployment_schedules(state: Data<ApiState>, id: Path<Uuid>, body: Json<Vec<DeploymentScheduleCreate>>) -> ApiResult<HttpResponse> {
     Ok(created(&state.core.create_deployment_schedules(*id, body.0).await?))
 }
 
-#[utoipa::path(tag = "Deployments", request_body = DeploymentScheduleUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}/schedules/{schedule_id}")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path), ("schedule_id" = Uuid, Path)), request_body = DeploymentScheduleUpdate, responses((status = 204), (status = 404)))]
+#[patch("/schedules/{schedule_id}")]
 pub async fn update_deployment_schedule(state: Data<ApiState>, path: Path<(Uuid, Uuid)>, body: Json<DeploymentScheduleUpdate>) -> ApiResult<HttpResponse> {
     let (id, schedule_id) = path.into_inner();
     state.core.update_deployment_schedule(id, schedule_id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Deployments", responses((status = 204), (status = 404)))]
-#[delete("/{id}/schedules/{schedule_id}")]
+#[utoipa::path(tag = "Deployments", params(("id" = Uuid, Path), ("schedule_id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("/schedules/{schedule_id}")]
 pub async fn delete_deployment_schedule(state: Data<ApiState>, path: Path<(Uuid, Uuid)>) -> ApiResult<HttpResponse> {
     let (id, schedule_id) = path.into_inner();
     state.core.delete_deployment_schedule(id, schedule_id).await?;

@@ -186,21 +186,21 @@ pub async fn create_flow_run(state: Data<ApiState>, client: Client, body: Json<F
     Ok(created_or_ok(created, &run))
 }
 
-#[utoipa::path(tag = "Flow Runs", responses((status = 200, body = FlowRun), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), responses((status = 200, body = FlowRun), (status = 404)))]
+#[get("")]
 pub async fn read_flow_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow_run(*id).await?))
 }
 
-#[utoipa::path(tag = "Flow Runs", request_body = FlowRunUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = FlowRunUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_flow_run(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_flow_run(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Flow Runs", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_flow_run(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_flow_run(*id).await?;
     Ok(no_content())
@@ -280,8 +280,8 @@ pub async fn bulk_delete_flow_runs(state: Data<ApiState>, body: Json<FlowRunBulk
 }
 
 /// Proposes a state. 201 when a new state was written, 200 otherwise (REJECT to the current state, WAIT, ABORT).
-#[utoipa::path(tag = "Flow Runs", request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/{id}/set_state")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = SetStateRequest, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
+#[post("/set_state")]
 pub async fn set_flow_run_state(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<SetStateRequest>) -> ApiResult<HttpResponse> {
     let SetStateRequest { state: proposed, force } = body.0;
     let outcome = state.core.set_flow_run_state(*id, proposed, force, &client.0).await?;
@@ -289,23 +289,23 @@ pub async fn set_flow_run_state(state: Data<ApiState>, id: Path<Uuid>, client: C
 }
 
 /// Merges labels into the run's labels.
-#[utoipa::path(tag = "Flow Runs", request_body = Object, responses((status = 204), (status = 404)))]
-#[patch("/{id}/labels")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = Object, responses((status = 204), (status = 404)))]
+#[patch("/labels")]
 pub async fn update_flow_run_labels(state: Data<ApiState>, id: Path<Uuid>, body: Json<KeyValueLabels>) -> ApiResult<HttpResponse> {
     state.core.update_flow_run_labels(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Flow Runs", request_body = FlowRunInputCreate, responses((status = 201), (status = 404), (status = 409)))]
-#[post("/{id}/input")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = FlowRunInputCreate, responses((status = 201), (status = 404), (status = 409)))]
+#[post("/input")]
 pub async fn create_flow_run_input(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunInputCreate>) -> ApiResult<HttpResponse> {
     let b = body.0;
     state.core.create_flow_run_input(*id, &b.key, &b.value, b.sender.as_deref()).await?;
     Ok(HttpResponse::Created().finish())
 }
 
-#[utoipa::path(tag = "Flow Runs", request_body = FlowRunInputFilter, responses((status = 200, body = Vec<FlowRunInput>)))]
-#[post("/{id}/input/filter")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = FlowRunInputFilter, responses((status = 200, body = Vec<FlowRunInput>)))]
+#[post("/input/filter")]
 pub async fn filter_flow_run_inputs(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowRunInputFilter>) -> ApiResult<HttpResponse> {
     let b = body.0;
     let inputs = state.core.filter_flow_run_inputs(*id, &b.prefix, b.limit, &b.exclude_keys).await?;
@@ -313,16 +313,16 @@ pub async fn filter_flow_run_inputs(state: Data<ApiState>, id: Path<Uuid>, body:
 }
 
 /// The stored value of an input (raw JSON text).
-#[utoipa::path(tag = "Flow Runs", responses((status = 200), (status = 404)))]
-#[get("/{id}/input/{key}")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path), ("key" = String, Path)), responses((status = 200), (status = 404)))]
+#[get("/input/{key}")]
 pub async fn read_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, String)>) -> ApiResult<HttpResponse> {
     let (id, key) = path.into_inner();
     let input = state.core.read_flow_run_input(id, &key).await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(input.value))
 }
 
-#[utoipa::path(tag = "Flow Runs", responses((status = 204), (status = 404)))]
-#[delete("/{id}/input/{key}")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path), ("key" = String, Path)), responses((status = 204), (status = 404)))]
+#[delete("/input/{key}")]
 pub async fn delete_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, String)>) -> ApiResult<HttpResponse> {
     let (id, key) = path.into_inner();
     state.core.delete_flow_run_input(id, &key).await?;
@@ -330,8 +330,8 @@ pub async fn delete_flow_run_input(state: Data<ApiState>, path: Path<(Uuid, Stri
 }
 
 /// The run's logs as CSV.
-#[utoipa::path(tag = "Flow Runs", responses((status = 200, content_type = "text/csv"), (status = 404)))]
-#[get("/{id}/logs/download")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), responses((status = 200, content_type = "text/csv"), (status = 404)))]
+#[get("/logs/download")]
 pub async fn download_logs(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     let run = state.core.read_flow_run(*id).await?;
     let logs = state.core.all_flow_run_logs(run.id).await?;
@@ -358,8 +358,8 @@ pub struct GraphQuery {
 }
 
 /// The run's task runs and subflows as a dependency graph; 400 when it has too many nodes.
-#[utoipa::path(tag = "Flow Runs", params(GraphQuery), responses((status = 200, body = Graph), (status = 400), (status = 404)))]
-#[get("/{id}/graph-v2")]
+#[utoipa::path(tag = "Flow Runs", params(GraphQuery, ("id" = Uuid, Path)), responses((status = 200, body = Graph), (status = 400), (status = 404)))]
+#[get("/graph-v2")]
 pub async fn read_flow_run_graph(state: Data<ApiState>, id: Path<Uuid>, query: actix_web::web::Query<GraphQuery>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.flow_run_graph(*id, query.since).await?))
 }
@@ -374,8 +374,8 @@ pub struct ResumeFlowRunBody {
 }
 
 /// Resumes a paused run. REJECT when its run input does not validate, ABORT when it is not paused.
-#[utoipa::path(tag = "Flow Runs", request_body = ResumeFlowRunBody, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
-#[post("/{id}/resume")]
+#[utoipa::path(tag = "Flow Runs", params(("id" = Uuid, Path)), request_body = ResumeFlowRunBody, responses((status = 201, body = OrchestrationResult), (status = 200, body = OrchestrationResult), (status = 404)))]
+#[post("/resume")]
 pub async fn resume_flow_run(state: Data<ApiState>, id: Path<Uuid>, client: Client, body: Json<ResumeFlowRunBody>) -> ApiResult<HttpResponse> {
     let outcome = state.core.resume_flow_run(*id, body.0.run_input, &client.0).await?;
     Ok(created_or_ok(outcome.created, &outcome.result))
