@@ -443,20 +443,22 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for table in tables() {
-            manager.create_table(table).await?;
+            batch.push(&table);
         }
         for index in indexes() {
-            manager.create_index(index).await?;
+            batch.push(&index);
         }
-        Ok(())
+        batch.run(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for name in TABLES.iter().rev() {
-            manager.drop_table(Table::drop().table(*name).if_exists().to_owned()).await?;
+            batch.push(&Table::drop().table(*name).if_exists().to_owned());
         }
-        Ok(())
+        batch.run(manager).await
     }
 }
 

@@ -13,7 +13,9 @@
 //!   them into one row per state type every few seconds.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+use sea_orm_migration::sea_orm::DatabaseBackend;
+
+use crate::builders::Batch;
 
 pub struct Migration;
 
@@ -93,11 +95,11 @@ const POSTGRES_DOWN: &[&str] = &[
 ];
 
 async fn execute_all(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
+    let mut batch = Batch::new(manager);
     for sql in statements {
-        db.execute_unprepared(sql).await?;
+        batch.push_sql(sql);
     }
-    Ok(())
+    batch.run(manager).await
 }
 
 // The trait's signatures elide `SchemaManager`'s lifetime; impls must match them exactly.
@@ -114,8 +116,7 @@ impl MigrationTrait for Migration {
             DatabaseBackend::Postgres => POSTGRES_UP,
             other => return Err(DbErr::Migration(format!("unsupported database backend {other:?}"))),
         };
-        execute_all(manager, &[CREATE_TABLE, FILL]).await?;
-        execute_all(manager, triggers).await
+        execute_all(manager, &[&[CREATE_TABLE, FILL], triggers].concat()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -13,7 +13,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::{index, replace_index};
+use crate::builders::{Batch, index};
 
 pub struct Migration;
 
@@ -39,17 +39,19 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for (table, before, after) in REPLACED {
-            replace_index(manager, table, before, index(table, after, false)).await?;
+            batch.replace_index(table, before, &index(table, after, false));
         }
-        Ok(())
+        batch.run(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for (table, before, after) in REPLACED {
-            replace_index(manager, table, after, index(table, before, false)).await?;
+            batch.replace_index(table, after, &index(table, before, false));
         }
-        Ok(())
+        batch.run(manager).await
     }
 }
 

@@ -18,7 +18,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::{index, replace_index};
+use crate::builders::{Batch, index};
 
 pub struct Migration;
 
@@ -57,17 +57,19 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for (table, columns) in OPTIONAL {
-            replace_index(manager, table, columns, partial_index(table, columns)).await?;
+            batch.replace_index(table, columns, &partial_index(table, columns));
         }
-        Ok(())
+        batch.run(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut batch = Batch::new(manager);
         for (table, columns) in OPTIONAL {
-            replace_index(manager, table, columns, index(table, columns, false)).await?;
+            batch.replace_index(table, columns, &index(table, columns, false));
         }
-        Ok(())
+        batch.run(manager).await
     }
 }
 
