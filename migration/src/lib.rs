@@ -13,6 +13,7 @@ mod m20261126_000002_flow_run_state_counts;
 mod m20261126_000003_drop_event_resources_event_id_index;
 mod m20261127_000004_run_sort_indexes_with_id;
 mod m20261128_000005_partial_indexes_on_optional_columns;
+mod m20261128_000006_drop_flow_run_flow_id_index;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_drop_event_resources_event_id_index::Migration),
             Box::new(m20261127_000004_run_sort_indexes_with_id::Migration),
             Box::new(m20261128_000005_partial_indexes_on_optional_columns::Migration),
+            Box::new(m20261128_000006_drop_flow_run_flow_id_index::Migration),
         ]
     }
 }

@@ -1177,7 +1177,7 @@ mod tests {
     /// `m20261128_000005`); a filter on one of those columns implies the index's
     /// predicate, so it still looks runs up through the index.
     #[tokio::test]
-    async fn filters_on_optional_columns_use_their_partial_indexes() {
+    async fn filters_on_run_columns_use_their_indexes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = migrated_sqlite(&dir).await;
         let id = Uuid::new_v4().to_string();
@@ -1193,6 +1193,12 @@ mod tests {
             let plan = sqlite_plan(&db, &statement).await;
             assert!(plan.iter().any(|step| step.contains(&format!("USING INDEX {index}"))), "{filter} looks up {index}: {plan:?}");
         }
+        // Runs of a flow: the unique index on `(flow_id, idempotency_key)` leads with the
+        // flow and holds every run, so no index of their own on `flow_id`.
+        let filters: RunFilters = serde_json::from_value(serde_json::json!({ "flows": {"id": {"any_": [id]}} })).unwrap();
+        let statement = page_query(Backend::Sqlite, &filters, FlowRunSort::IdDesc, 50, 0).build(sea_orm::DatabaseBackend::Sqlite);
+        let plan = sqlite_plan(&db, &statement).await;
+        assert!(plan.iter().any(|step| step.contains("USING INDEX uq_flow_run__flow_id__idempotency_key (flow_id=?)")), "{plan:?}");
         // A worker's poll finds its pool's Scheduled runs through the work queue index.
         let query = prefect_domain::work_pool::ScheduledRunsQuery {
             work_queue_ids: None,
