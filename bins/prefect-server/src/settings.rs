@@ -35,11 +35,15 @@ impl Default for ServerOptions {
     }
 }
 
-/// Database settings beyond the connection itself.
+/// The `database` settings: how to connect, and whether to migrate at start.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
-    #[serde(flatten)]
+    /// Read from the same `database` table by `Settings::load`, not through `#[serde(flatten)]`:
+    /// a flattened struct gets its values through serde's buffered content, which has no
+    /// string-to-number conversion, so `PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=12` (a
+    /// string, like every environment value) would be refused.
+    #[serde(skip)]
     pub connection: DatabaseOptions,
     pub migrate_on_start: bool,
 }
@@ -225,11 +229,18 @@ impl Settings {
             };
             builder = builder.set_override(key, value).context("invalid setting")?;
         }
-        let mut settings: Settings = builder.build()?.try_deserialize().context("invalid settings")?;
+        let config = builder.build()?;
+        let mut settings: Settings = config.clone().try_deserialize().context("invalid settings")?;
         settings.home = expand_home(&settings.home);
-        if settings.database.connection.url.is_empty() {
-            settings.database.connection.url = format!("sqlite+aiosqlite:///{}", settings.home.join("prefect.db").display());
-        }
+        settings.database.connection = match config.get::<DatabaseOptions>("database") {
+            Ok(options) => options,
+            Err(config::ConfigError::NotFound(_)) => DatabaseOptions::default(),
+            Err(e) => return Err(e).context("invalid database settings"),
+        };
+        settings.database.connection.url = match config.get_string("database.url") {
+            Ok(url) if !url.is_empty() => url,
+            _ => format!("sqlite+aiosqlite:///{}", settings.home.join("prefect.db").display()),
+        };
         Ok(settings)
     }
 
@@ -369,6 +380,39 @@ mod tests {
         let defaults = Settings::load(None, &env(&[])).unwrap();
         assert_eq!(defaults.services.db_vacuum.enabled_types().into_iter().collect::<Vec<_>>(), ["events"]);
         assert!(Settings::load(None, &env(&[("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "logs")])).is_err());
+    }
+
+    #[test]
+    fn numeric_database_settings_from_the_environment() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", "12"),
+                ("PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_TIMEOUT", "7.5"),
+                ("PREFECT_API_DATABASE_TIMEOUT", "10"),
+                ("PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT", "2.5"),
+                ("PREFECT_SERVER_DATABASE_MIGRATE_ON_START", "false"),
+                ("PREFECT_HOME", "/tmp/ph"),
+            ]),
+        )
+        .unwrap();
+        let db = &s.database.connection;
+        assert_eq!((db.pool_size, db.pool_timeout_seconds, db.statement_timeout_seconds, db.connect_timeout_seconds), (12, 7.5, 10.0, 2.5));
+        assert!(!s.database.migrate_on_start);
+        assert_eq!(db.url, "sqlite+aiosqlite:////tmp/ph/prefect.db", "no URL given: the database under PREFECT_HOME");
+        assert_eq!(db.sqlite_busy_timeout_seconds, DatabaseOptions::default().sqlite_busy_timeout_seconds);
+        assert!(Settings::load(None, &env(&[("PREFECT_SQLALCHEMY_POOL_SIZE", "many")])).is_err());
+    }
+
+    #[test]
+    fn database_settings_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "[database]\nurl = \"sqlite:///f.db\"\npool_size = 16\nmigrate_on_start = false\n").unwrap();
+        let s = Settings::load(Some(&path), &env(&[("PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_TIMEOUT", "3")])).unwrap();
+        let db = &s.database.connection;
+        assert_eq!((db.url.as_str(), db.pool_size, db.pool_timeout_seconds), ("sqlite:///f.db", 16, 3.0));
+        assert!(!s.database.migrate_on_start);
     }
 
     #[test]
