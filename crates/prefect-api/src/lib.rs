@@ -102,7 +102,7 @@ impl std::fmt::Debug for ApiState {
 /// dynamic paths and `POST /task_runs/{id}/set_state` 20. Order still matters inside
 /// a scope (fixed paths before `{id}`).
 ///
-/// A task run's, a flow run's and a deployment's own routes sit one level deeper, in
+/// The routes of one object (`/{id}` and what hangs under it) sit one level deeper, in
 /// `scope("/{id}")`, after every fixed path of their family (a scope that matches does not
 /// hand the request back): a state change then costs one capture instead of four (`GET`,
 /// `PATCH` and `DELETE /{id}` each ran theirs before the method was looked at). Their
@@ -134,9 +134,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(flows::paginate_flows)
                 .service(flows::bulk_delete_flows)
                 .service(flows::read_flow_by_name)
-                .service(flows::read_flow)
-                .service(flows::update_flow)
-                .service(flows::delete_flow),
+                .service(scope("/{id}").service(flows::read_flow).service(flows::update_flow).service(flows::delete_flow)),
         )
         // flow runs
         .service(
@@ -196,9 +194,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(artifacts::filter_latest_artifacts)
                 .service(artifacts::count_latest_artifacts)
                 .service(artifacts::read_latest_artifact)
-                .service(artifacts::read_artifact)
-                .service(artifacts::update_artifact)
-                .service(artifacts::delete_artifact),
+                .service(scope("/{id}").service(artifacts::read_artifact).service(artifacts::update_artifact).service(artifacts::delete_artifact)),
         )
         // concurrency limits
         .service(
@@ -262,9 +258,7 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(variables::read_variable_by_name)
                 .service(variables::update_variable_by_name)
                 .service(variables::delete_variable_by_name)
-                .service(variables::read_variable)
-                .service(variables::update_variable)
-                .service(variables::delete_variable),
+                .service(scope("/{id}").service(variables::read_variable).service(variables::update_variable).service(variables::delete_variable)),
         )
         // work pools: fixed paths before `{name}`
         .service(
@@ -291,11 +285,14 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(work_queues::create_agent_work_queue)
                 .service(work_queues::filter_all_work_queues)
                 .service(work_queues::read_agent_work_queue_by_name)
-                .service(work_queues::read_work_queue_by_id)
-                .service(work_queues::update_work_queue_by_id)
-                .service(work_queues::delete_work_queue_by_id)
-                .service(work_queues::read_work_queue_runs)
-                .service(work_queues::read_work_queue_status),
+                .service(
+                    scope("/{id}")
+                        .service(work_queues::read_work_queue_by_id)
+                        .service(work_queues::update_work_queue_by_id)
+                        .service(work_queues::delete_work_queue_by_id)
+                        .service(work_queues::read_work_queue_runs)
+                        .service(work_queues::read_work_queue_status),
+                ),
         )
         // blocks: fixed paths before `{id}`
         .service(
@@ -324,17 +321,14 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(blocks::create_block_document)
                 .service(blocks::filter_block_documents)
                 .service(blocks::count_block_documents)
-                .service(blocks::read_block_document)
-                .service(blocks::update_block_document)
-                .service(blocks::delete_block_document),
+                .service(scope("/{id}").service(blocks::read_block_document).service(blocks::update_block_document).service(blocks::delete_block_document)),
         )
         // saved searches, template and schema checks
         .service(
             scope("/saved_searches")
                 .service(saved_searches::create_saved_search)
                 .service(saved_searches::filter_saved_searches)
-                .service(saved_searches::read_saved_search)
-                .service(saved_searches::delete_saved_search),
+                .service(scope("/{id}").service(saved_searches::read_saved_search).service(saved_searches::delete_saved_search)),
         )
         .service(templates::validate_template)
         // automations
@@ -346,10 +340,13 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(automations::count_automations)
                 .service(automations::read_automations_related_to)
                 .service(automations::delete_automations_owned_by)
-                .service(automations::read_automation)
-                .service(automations::update_automation)
-                .service(automations::patch_automation)
-                .service(automations::delete_automation),
+                .service(
+                    scope("/{id}")
+                        .service(automations::read_automation)
+                        .service(automations::update_automation)
+                        .service(automations::patch_automation)
+                        .service(automations::delete_automation),
+                ),
         )
         .service(
             scope("/ui")

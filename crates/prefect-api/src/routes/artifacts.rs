@@ -56,8 +56,8 @@ pub async fn create_artifact(state: Data<ApiState>, body: Json<ArtifactCreate>) 
     Ok(created(&state.core.create_artifact(body.0).await?))
 }
 
-#[utoipa::path(tag = "Artifacts", responses((status = 200, body = Artifact), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Artifacts", params(("id" = Uuid, Path)), responses((status = 200, body = Artifact), (status = 404)))]
+#[get("")]
 pub async fn read_artifact(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_artifact(*id).await?))
 }
@@ -68,15 +68,15 @@ pub async fn read_latest_artifact(state: Data<ApiState>, key: Path<String>) -> A
     Ok(ok(&state.core.read_latest_artifact(&key).await?))
 }
 
-#[utoipa::path(tag = "Artifacts", request_body = ArtifactUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Artifacts", params(("id" = Uuid, Path)), request_body = ArtifactUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_artifact(state: Data<ApiState>, id: Path<Uuid>, body: Json<ArtifactUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_artifact(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Artifacts", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Artifacts", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_artifact(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_artifact(*id).await?;
     Ok(no_content())

@@ -41,30 +41,30 @@ pub async fn create_automation(state: Data<ApiState>, body: Json<AutomationCreat
 }
 
 /// Replaces an automation's definition.
-#[utoipa::path(tag = "Automations", request_body = AutomationUpdate, responses((status = 204), (status = 404), (status = 422)))]
-#[put("/{id}")]
+#[utoipa::path(tag = "Automations", params(("id" = Uuid, Path)), request_body = AutomationUpdate, responses((status = 204), (status = 404), (status = 422)))]
+#[put("")]
 pub async fn update_automation(state: Data<ApiState>, id: Path<Uuid>, body: Json<AutomationUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_automation(*id, body.0).await?;
     Ok(no_content())
 }
 
 /// Turns an automation on or off.
-#[utoipa::path(tag = "Automations", request_body = AutomationPartialUpdate, responses((status = 204), (status = 404), (status = 422)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Automations", params(("id" = Uuid, Path)), request_body = AutomationPartialUpdate, responses((status = 204), (status = 404), (status = 422)))]
+#[patch("")]
 pub async fn patch_automation(state: Data<ApiState>, id: Path<Uuid>, body: Json<AutomationPartialUpdate>) -> ApiResult<HttpResponse> {
     state.core.set_automation_enabled(*id, body.0.enabled).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Automations", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Automations", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_automation(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_automation(*id).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Automations", responses((status = 200, body = Automation), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Automations", params(("id" = Uuid, Path)), responses((status = 200, body = Automation), (status = 404)))]
+#[get("")]
 pub async fn read_automation(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_automation(*id).await?))
 }

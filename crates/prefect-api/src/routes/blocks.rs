@@ -232,21 +232,21 @@ pub async fn count_block_documents(state: Data<ApiState>, body: Json<BlockDocume
     Ok(ok(&state.core.count_block_documents(b.block_documents.as_ref(), b.block_types.as_ref(), b.block_schemas.as_ref()).await?))
 }
 
-#[utoipa::path(tag = "Block documents", params(IncludeSecrets), responses((status = 200, body = BlockDocument), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Block documents", params(IncludeSecrets, ("id" = Uuid, Path)), responses((status = 200, body = BlockDocument), (status = 404)))]
+#[get("")]
 pub async fn read_block_document(state: Data<ApiState>, id: Path<Uuid>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_document(*id, query.include_secrets).await?))
 }
 
-#[utoipa::path(tag = "Block documents", request_body = BlockDocumentUpdate, responses((status = 204), (status = 400), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Block documents", params(("id" = Uuid, Path)), request_body = BlockDocumentUpdate, responses((status = 204), (status = 400), (status = 404)))]
+#[patch("")]
 pub async fn update_block_document(state: Data<ApiState>, id: Path<Uuid>, body: Json<BlockDocumentUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_block_document(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Block documents", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Block documents", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_block_document(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_document(*id).await?;
     Ok(no_content())

@@ -88,8 +88,8 @@ pub async fn create_flow(state: Data<ApiState>, body: Json<FlowCreate>) -> ApiRe
     Ok(created_or_ok(created, &flow))
 }
 
-#[utoipa::path(tag = "Flows", responses((status = 200, body = Flow), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Flows", params(("id" = Uuid, Path)), responses((status = 200, body = Flow), (status = 404)))]
+#[get("")]
 pub async fn read_flow(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_flow(*id).await?))
 }
@@ -100,15 +100,15 @@ pub async fn read_flow_by_name(state: Data<ApiState>, name: Path<String>) -> Api
     Ok(ok(&state.core.read_flow_by_name(&name).await?))
 }
 
-#[utoipa::path(tag = "Flows", request_body = FlowUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Flows", params(("id" = Uuid, Path)), request_body = FlowUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_flow(state: Data<ApiState>, id: Path<Uuid>, body: Json<FlowUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_flow(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Flows", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Flows", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_flow(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_flow(*id).await?;
     Ok(no_content())

@@ -35,14 +35,14 @@ pub async fn filter_saved_searches(state: Data<ApiState>, body: Json<SavedSearch
     Ok(ok(&state.core.filter_saved_searches(body.0.limit, body.0.offset).await?))
 }
 
-#[utoipa::path(tag = "SavedSearches", responses((status = 200, body = SavedSearch), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "SavedSearches", params(("id" = Uuid, Path)), responses((status = 200, body = SavedSearch), (status = 404)))]
+#[get("")]
 pub async fn read_saved_search(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_saved_search(*id).await?))
 }
 
-#[utoipa::path(tag = "SavedSearches", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "SavedSearches", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_saved_search(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_saved_search(*id).await?;
     Ok(no_content())

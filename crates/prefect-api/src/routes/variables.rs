@@ -73,21 +73,21 @@ pub async fn delete_variable_by_name(state: Data<ApiState>, name: Path<String>) 
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Variables", responses((status = 200, body = Variable), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Variables", params(("id" = Uuid, Path)), responses((status = 200, body = Variable), (status = 404)))]
+#[get("")]
 pub async fn read_variable(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_variable(VariableRef::Id(*id)).await?))
 }
 
-#[utoipa::path(tag = "Variables", request_body = VariableUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Variables", params(("id" = Uuid, Path)), request_body = VariableUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_variable(state: Data<ApiState>, id: Path<Uuid>, body: Json<VariableUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_variable(VariableRef::Id(*id), body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Variables", responses((status = 204), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Variables", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_variable(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_variable(VariableRef::Id(*id)).await?;
     Ok(no_content())

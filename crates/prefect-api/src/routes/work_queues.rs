@@ -45,36 +45,36 @@ pub async fn read_agent_work_queue_by_name(state: Data<ApiState>, name: Path<Str
     Ok(ok(&state.core.read_agent_work_queue(&name).await?))
 }
 
-#[utoipa::path(tag = "Work Queues", responses((status = 200, body = WorkQueue), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Work Queues", params(("id" = Uuid, Path)), responses((status = 200, body = WorkQueue), (status = 404)))]
+#[get("")]
 pub async fn read_work_queue_by_id(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_work_queue_by_id(*id).await?))
 }
 
-#[utoipa::path(tag = "Work Queues", request_body = WorkQueueUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Work Queues", params(("id" = Uuid, Path)), request_body = WorkQueueUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_work_queue_by_id(state: Data<ApiState>, id: Path<Uuid>, body: Json<WorkQueueUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_work_queue_by_id(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Work Queues", responses((status = 204), (status = 400), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Work Queues", params(("id" = Uuid, Path)), responses((status = 204), (status = 400), (status = 404)))]
+#[delete("")]
 pub async fn delete_work_queue_by_id(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_work_queue_by_id(*id).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Work Queues", request_body = WorkQueueRunsBody, responses((status = 200, body = Vec<FlowRun>), (status = 404)))]
-#[post("/{id}/get_runs")]
+#[utoipa::path(tag = "Work Queues", params(("id" = Uuid, Path)), request_body = WorkQueueRunsBody, responses((status = 200, body = Vec<FlowRun>), (status = 404)))]
+#[post("/get_runs")]
 pub async fn read_work_queue_runs(state: Data<ApiState>, id: Path<Uuid>, body: Option<Json<WorkQueueRunsBody>>) -> ApiResult<HttpResponse> {
     let b = body.map(|b| b.0).unwrap_or_default();
     Ok(ok(&state.core.work_queue_runs(*id, b.scheduled_before, b.limit).await?))
 }
 
 /// The queue's health: late runs and the last poll, against Prefect's default policy.
-#[utoipa::path(tag = "Work Queues", responses((status = 200, body = WorkQueueStatusDetail), (status = 404)))]
-#[get("/{id}/status")]
+#[utoipa::path(tag = "Work Queues", params(("id" = Uuid, Path)), responses((status = 200, body = WorkQueueStatusDetail), (status = 404)))]
+#[get("/status")]
 pub async fn read_work_queue_status(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.work_queue_status(*id).await?))
 }
