@@ -121,11 +121,17 @@ impl Batch {
         self
     }
 
+    /// Drops the non-unique index on `columns` of `table` (named by [`index_name`]), if
+    /// there is one.
+    pub fn drop_index(&mut self, table: &'static str, columns: &[&str]) -> &mut Self {
+        self.push(&Index::drop().name(index_name(table, columns, false)).table(table).if_exists().to_owned())
+    }
+
     /// Drops the non-unique index on `columns` of `table`, if there is one, and creates
     /// `create` in its place: a migration that reshapes an index it keeps the name of
     /// (or renames) swaps it this way, in its transaction.
     pub fn replace_index(&mut self, table: &'static str, columns: &[&str], create: &IndexCreateStatement) -> &mut Self {
-        self.push(&Index::drop().name(index_name(table, columns, false)).table(table).if_exists().to_owned()).push(create)
+        self.drop_index(table, columns).push(create)
     }
 
     /// The script the batch sends.

@@ -9,7 +9,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::builders::{Batch, index, index_name};
+use crate::builders::{Batch, index};
 
 pub struct Migration;
 
@@ -28,8 +28,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let drop = Index::drop().name(index_name("flow_run", &["flow_id"], false)).table("flow_run").if_exists().to_owned();
-        Batch::new(manager).push(&drop).run(manager).await
+        Batch::new(manager).drop_index("flow_run", &["flow_id"]).run(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

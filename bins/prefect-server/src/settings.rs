@@ -209,7 +209,9 @@ fn canonical(name: &str) -> String {
 impl Settings {
     /// Loads settings from `file` (if any) and the given environment.
     pub fn load(file: Option<&std::path::Path>, env: &HashMap<String, String>) -> anyhow::Result<Settings> {
-        let mut builder = Config::builder();
+        // No URL means the SQLite file under `PREFECT_HOME` (filled in below), not
+        // `DatabaseOptions`' own default.
+        let mut builder = Config::builder().set_default("database.url", "").context("invalid setting")?;
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
@@ -232,15 +234,10 @@ impl Settings {
         let config = builder.build()?;
         let mut settings: Settings = config.clone().try_deserialize().context("invalid settings")?;
         settings.home = expand_home(&settings.home);
-        settings.database.connection = match config.get::<DatabaseOptions>("database") {
-            Ok(options) => options,
-            Err(config::ConfigError::NotFound(_)) => DatabaseOptions::default(),
-            Err(e) => return Err(e).context("invalid database settings"),
-        };
-        settings.database.connection.url = match config.get_string("database.url") {
-            Ok(url) if !url.is_empty() => url,
-            _ => format!("sqlite+aiosqlite:///{}", settings.home.join("prefect.db").display()),
-        };
+        settings.database.connection = config.get("database").context("invalid database settings")?;
+        if settings.database.connection.url.is_empty() {
+            settings.database.connection.url = format!("sqlite+aiosqlite:///{}", settings.home.join("prefect.db").display());
+        }
         Ok(settings)
     }
 
