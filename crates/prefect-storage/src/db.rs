@@ -34,8 +34,12 @@ pub(crate) const WRITER_CACHE_KIB: i64 = 16_000;
 pub(crate) const READER_CACHE_KIB: i64 = 4_000;
 /// WAL pages after which a writer's commit checkpoints: the maintenance service checkpoints
 /// from its own connection and has the writer rewind the WAL between transactions
-/// (`Database::checkpoint`); a writer's own checkpoint inside a commit is a backstop (~40 MB of WAL).
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// (`Database::checkpoint`); a writer's own checkpoint inside a commit is a backstop (~160 MB of
+/// WAL) for when that service is off or stalled. Under sustained event ingest the WAL grows by
+/// ~10,000 frames a second and a maintenance cycle (copy, sync, rewind) takes one to two seconds, so
+/// the WAL peaks at ~17,000 frames; a backstop below that made the writer copy and sync the WAL
+/// inside a commit every few seconds (a sixth of its time), holding every write behind it.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 40_000;
 /// Size the WAL file is truncated to after it is rewound, bytes.
 pub(crate) const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
