@@ -206,9 +206,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(concurrency_limits_v2::decrement)
                 .service(concurrency_limits_v2::decrement_with_lease)
                 .service(concurrency_limits_v2::renew_lease)
-                .service(concurrency_limits_v2::read_limit)
-                .service(concurrency_limits_v2::update_limit)
-                .service(concurrency_limits_v2::delete_limit),
+                .service(
+                    scope("/concurrency_limits/{id_or_name}")
+                        .service(concurrency_limits_v2::read_limit)
+                        .service(concurrency_limits_v2::update_limit)
+                        .service(concurrency_limits_v2::delete_limit),
+                ),
         )
         .service(
             scope("/concurrency_limits")
@@ -216,11 +219,13 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(concurrency_limits::filter_tag_limits)
                 .service(concurrency_limits::increment_tags)
                 .service(concurrency_limits::decrement_tags)
-                .service(concurrency_limits::read_tag_limit_by_tag)
-                .service(concurrency_limits::reset_tag_limit)
-                .service(concurrency_limits::delete_tag_limit_by_tag)
-                .service(concurrency_limits::read_tag_limit)
-                .service(concurrency_limits::delete_tag_limit),
+                .service(
+                    scope("/tag/{tag}")
+                        .service(concurrency_limits::read_tag_limit_by_tag)
+                        .service(concurrency_limits::reset_tag_limit)
+                        .service(concurrency_limits::delete_tag_limit_by_tag),
+                )
+                .service(scope("/{id}").service(concurrency_limits::read_tag_limit).service(concurrency_limits::delete_tag_limit)),
         )
         // deployments: fixed paths before `{id}`
         .service(
@@ -300,20 +305,20 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(blocks::create_block_type)
                 .service(blocks::filter_block_types)
                 .service(blocks::install_system_block_types)
-                .service(blocks::read_block_type_by_slug)
-                .service(blocks::read_block_documents_of_type)
-                .service(blocks::read_block_document_by_name)
-                .service(blocks::read_block_type)
-                .service(blocks::update_block_type)
-                .service(blocks::delete_block_type),
+                .service(
+                    scope("/slug/{slug}")
+                        .service(blocks::read_block_type_by_slug)
+                        .service(blocks::read_block_documents_of_type)
+                        .service(blocks::read_block_document_by_name),
+                )
+                .service(scope("/{id}").service(blocks::read_block_type).service(blocks::update_block_type).service(blocks::delete_block_type)),
         )
         .service(
             scope("/block_schemas")
                 .service(blocks::create_block_schema)
                 .service(blocks::filter_block_schemas)
                 .service(blocks::read_block_schema_by_checksum)
-                .service(blocks::read_block_schema)
-                .service(blocks::delete_block_schema),
+                .service(scope("/{id}").service(blocks::read_block_schema).service(blocks::delete_block_schema)),
         )
         .service(blocks::read_block_capabilities)
         .service(

@@ -117,40 +117,44 @@ pub async fn install_system_block_types(state: Data<ApiState>) -> ApiResult<Http
     Ok(ok(&serde_json::Value::Null))
 }
 
-#[utoipa::path(tag = "Block types", responses((status = 200, body = BlockType), (status = 404)))]
-#[get("/slug/{slug}")]
+#[utoipa::path(tag = "Block types", params(("slug" = String, Path)), responses((status = 200, body = BlockType), (status = 404)))]
+#[get("")]
 pub async fn read_block_type_by_slug(state: Data<ApiState>, slug: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_type_by_slug(&slug).await?))
 }
 
-#[utoipa::path(tag = "Block types", params(IncludeSecrets), responses((status = 200, body = Vec<BlockDocument>), (status = 404)))]
-#[get("/slug/{slug}/block_documents")]
+#[utoipa::path(tag = "Block types", params(IncludeSecrets, ("slug" = String, Path)), responses((status = 200, body = Vec<BlockDocument>), (status = 404)))]
+#[get("/block_documents")]
 pub async fn read_block_documents_of_type(state: Data<ApiState>, slug: Path<String>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_documents_of_type(&slug, query.include_secrets).await?))
 }
 
-#[utoipa::path(tag = "Block types", params(IncludeSecrets), responses((status = 200, body = BlockDocument), (status = 404)))]
-#[get("/slug/{slug}/block_documents/name/{block_document_name}")]
+#[utoipa::path(
+    tag = "Block types",
+    params(IncludeSecrets, ("slug" = String, Path), ("block_document_name" = String, Path)),
+    responses((status = 200, body = BlockDocument), (status = 404))
+)]
+#[get("/block_documents/name/{block_document_name}")]
 pub async fn read_block_document_by_name(state: Data<ApiState>, path: Path<(String, String)>, query: Query<IncludeSecrets>) -> ApiResult<HttpResponse> {
     let (slug, name) = path.into_inner();
     Ok(ok(&state.core.read_block_document_by_name(&slug, &name, query.include_secrets).await?))
 }
 
-#[utoipa::path(tag = "Block types", responses((status = 200, body = BlockType), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Block types", params(("id" = Uuid, Path)), responses((status = 200, body = BlockType), (status = 404)))]
+#[get("")]
 pub async fn read_block_type(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_type(*id).await?))
 }
 
-#[utoipa::path(tag = "Block types", request_body = BlockTypeUpdate, responses((status = 204), (status = 404)))]
-#[patch("/{id}")]
+#[utoipa::path(tag = "Block types", params(("id" = Uuid, Path)), request_body = BlockTypeUpdate, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_block_type(state: Data<ApiState>, id: Path<Uuid>, body: Json<BlockTypeUpdate>) -> ApiResult<HttpResponse> {
     state.core.update_block_type(*id, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Block types", responses((status = 204), (status = 403), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Block types", params(("id" = Uuid, Path)), responses((status = 204), (status = 403), (status = 404)))]
+#[delete("")]
 pub async fn delete_block_type(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_type(*id).await?;
     Ok(no_content())
@@ -179,14 +183,14 @@ pub async fn read_block_schema_by_checksum(state: Data<ApiState>, checksum: Path
     Ok(ok(&state.core.read_block_schema_by_checksum(&checksum, query.version.as_deref()).await?))
 }
 
-#[utoipa::path(tag = "Block schemas", responses((status = 200, body = BlockSchema), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Block schemas", params(("id" = Uuid, Path)), responses((status = 200, body = BlockSchema), (status = 404)))]
+#[get("")]
 pub async fn read_block_schema(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_block_schema(*id).await?))
 }
 
-#[utoipa::path(tag = "Block schemas", responses((status = 204), (status = 403), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Block schemas", params(("id" = Uuid, Path)), responses((status = 204), (status = 403), (status = 404)))]
+#[delete("")]
 pub async fn delete_block_schema(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_block_schema(*id).await?;
     Ok(no_content())

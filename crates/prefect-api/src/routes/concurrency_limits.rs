@@ -34,14 +34,14 @@ pub async fn create_tag_limit(state: Data<ApiState>, body: Json<TagConcurrencyLi
     Ok(created_or_ok(created, &limit))
 }
 
-#[utoipa::path(tag = "Concurrency Limits", responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
-#[get("/{id}")]
+#[utoipa::path(tag = "Concurrency Limits", params(("id" = Uuid, Path)), responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
+#[get("")]
 pub async fn read_tag_limit(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_tag_concurrency_limit(*id).await?))
 }
 
-#[utoipa::path(tag = "Concurrency Limits", responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
-#[get("/tag/{tag}")]
+#[utoipa::path(tag = "Concurrency Limits", params(("tag" = String, Path)), responses((status = 200, body = TagConcurrencyLimit), (status = 404)))]
+#[get("")]
 pub async fn read_tag_limit_by_tag(state: Data<ApiState>, tag: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_tag_concurrency_limit_by_tag(&tag).await?))
 }
@@ -52,22 +52,22 @@ pub async fn filter_tag_limits(state: Data<ApiState>, body: Json<PageBody>) -> A
     Ok(ok(&state.core.filter_tag_concurrency_limits(body.0.limit, body.0.offset).await?))
 }
 
-#[utoipa::path(tag = "Concurrency Limits", request_body = ResetBody, responses((status = 200), (status = 404)))]
-#[post("/tag/{tag}/reset")]
+#[utoipa::path(tag = "Concurrency Limits", params(("tag" = String, Path)), request_body = ResetBody, responses((status = 200), (status = 404)))]
+#[post("/reset")]
 pub async fn reset_tag_limit(state: Data<ApiState>, tag: Path<String>, body: Json<ResetBody>) -> ApiResult<HttpResponse> {
     state.core.reset_tag_concurrency_limit(&tag, body.0.slot_override).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
-#[utoipa::path(tag = "Concurrency Limits", responses((status = 200), (status = 404)))]
-#[delete("/{id}")]
+#[utoipa::path(tag = "Concurrency Limits", params(("id" = Uuid, Path)), responses((status = 200), (status = 404)))]
+#[delete("")]
 pub async fn delete_tag_limit(state: Data<ApiState>, id: Path<Uuid>) -> ApiResult<HttpResponse> {
     state.core.delete_tag_concurrency_limit(Some(*id), None).await?;
     Ok(ok(&serde_json::Value::Null))
 }
 
-#[utoipa::path(tag = "Concurrency Limits", responses((status = 200), (status = 404)))]
-#[delete("/tag/{tag}")]
+#[utoipa::path(tag = "Concurrency Limits", params(("tag" = String, Path)), responses((status = 200), (status = 404)))]
+#[delete("")]
 pub async fn delete_tag_limit_by_tag(state: Data<ApiState>, tag: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_tag_concurrency_limit(None, Some(&tag)).await?;
     Ok(ok(&serde_json::Value::Null))

@@ -78,21 +78,21 @@ pub async fn create_limit(state: Data<ApiState>, body: Json<ConcurrencyLimitV2Cr
     Ok(created(&state.core.create_concurrency_limit(body.0).await?))
 }
 
-#[utoipa::path(tag = "Concurrency Limits V2", responses((status = 200, body = GlobalConcurrencyLimitResponse), (status = 404)))]
-#[get("/concurrency_limits/{id_or_name}")]
+#[utoipa::path(tag = "Concurrency Limits V2", params(("id_or_name" = String, Path)), responses((status = 200, body = GlobalConcurrencyLimitResponse), (status = 404)))]
+#[get("")]
 pub async fn read_limit(state: Data<ApiState>, id_or_name: Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(&state.core.read_concurrency_limit(&id_or_name).await?))
 }
 
-#[utoipa::path(tag = "Concurrency Limits V2", request_body = ConcurrencyLimitV2Update, responses((status = 204), (status = 404)))]
-#[patch("/concurrency_limits/{id_or_name}")]
+#[utoipa::path(tag = "Concurrency Limits V2", params(("id_or_name" = String, Path)), request_body = ConcurrencyLimitV2Update, responses((status = 204), (status = 404)))]
+#[patch("")]
 pub async fn update_limit(state: Data<ApiState>, id_or_name: Path<String>, body: Json<ConcurrencyLimitV2Update>) -> ApiResult<HttpResponse> {
     state.core.update_concurrency_limit(&id_or_name, body.0).await?;
     Ok(no_content())
 }
 
-#[utoipa::path(tag = "Concurrency Limits V2", responses((status = 204), (status = 404)))]
-#[delete("/concurrency_limits/{id_or_name}")]
+#[utoipa::path(tag = "Concurrency Limits V2", params(("id_or_name" = String, Path)), responses((status = 204), (status = 404)))]
+#[delete("")]
 pub async fn delete_limit(state: Data<ApiState>, id_or_name: Path<String>) -> ApiResult<HttpResponse> {
     state.core.delete_concurrency_limit(&id_or_name).await?;
     Ok(no_content())
