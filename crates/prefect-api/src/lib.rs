@@ -103,11 +103,12 @@ impl std::fmt::Debug for ApiState {
 /// a scope (fixed paths before `{id}`).
 ///
 /// The routes of one object (`/{id}` and what hangs under it) sit one level deeper, in
-/// `scope("/{id}")`, after every fixed path of their family (a scope that matches does not
-/// hand the request back): a state change then costs one capture instead of four (`GET`,
-/// `PATCH` and `DELETE /{id}` each ran theirs before the method was looked at). Their
-/// handlers declare the `id` parameter for the OpenAPI document, which takes path
-/// parameters from the route's own path. A work pool's routes name their first segment
+/// `scope("/{id}")` (or the segment that names the object: `/slug/{slug}`, `/tag/{tag}`,
+/// `/concurrency_limits/{id_or_name}`), after every fixed path of their family (a scope
+/// that matches does not hand the request back): a state change then costs one capture
+/// instead of four (`GET`, `PATCH` and `DELETE /{id}` each ran theirs before the method was
+/// looked at). Their handlers declare the scope's path parameters for the OpenAPI document,
+/// which takes path parameters from the route's own path. A work pool's routes name their first segment
 /// `{name}` or `{work_pool_name}` (as Prefect's document does), so they cannot share one
 /// scope; the worker's poll and heartbeat come first among them instead.
 pub fn configure(cfg: &mut ServiceConfig<'_>) {
