@@ -55,6 +55,38 @@ async fn events_are_persisted_filtered_paged_and_counted() {
     assert_eq!(app.post("events", json!([{"id": uuid::Uuid::new_v4(), "occurred": chrono::Utc::now(), "event": "x", "resource": {}}])).await.0, 422);
 }
 
+/// `any_resource` matches an event through its own resource (which has no resource
+/// row) as well as through its related ones; a list of criteria must all match.
+#[tokio::test]
+async fn any_resource_filters_match_an_events_own_and_related_resources() {
+    let app = spawn_app().await;
+    let name = format!("test.{}", unique("any"));
+    let prefix = format!("test.any.{}", unique("r"));
+    let (a, b, c, upstream) = (format!("{prefix}.a"), format!("{prefix}.b"), format!("{prefix}.c"), format!("{prefix}.upstream"));
+    let mut first = event(&name, &a, json!([{"prefect.resource.id": upstream, "prefect.resource.role": "tester"}]));
+    first["resource"]["prefect.resource.name"] = json!("alpha");
+    let batch = vec![first, event(&name, &b, json!([{"prefect.resource.id": a, "prefect.resource.role": "upstream"}])), event(&name, &c, json!([]))];
+    assert_eq!(app.post("events", json!(batch)).await.0, 204);
+    let total = |any_resource: Value| {
+        let app = &app;
+        let name = name.clone();
+        async move {
+            let (status, page) = app.post("events/filter", json!({"filter": {"event": {"name": [name]}, "any_resource": any_resource}})).await;
+            assert_eq!(status, 200, "{page}");
+            page["total"].as_u64().unwrap()
+        }
+    };
+    app.eventually(10, || async { (total(json!({"id_prefix": [prefix.clone()]})).await == 3).then_some(()) }).await;
+    assert_eq!(total(json!({"id": [a.clone()]})).await, 2, "its own resource on one event, a related one on another");
+    assert_eq!(total(json!({"id": [c.clone()]})).await, 1, "an event with no related resources");
+    assert_eq!(total(json!({"id": [upstream.clone()]})).await, 1);
+    assert_eq!(total(json!({"labels": {"prefect.resource.name": "alpha"}})).await, 1);
+    assert_eq!(total(json!({"labels": {"prefect.resource.role": "tester"}})).await, 1, "roles belong to related resources");
+    assert_eq!(total(json!({"labels": {"prefect.resource.id": format!("{prefix}.*")}})).await, 3);
+    assert_eq!(total(json!([{"id": [a.clone()]}, {"id": [upstream.clone()]}])).await, 1, "every criterion of a list must match");
+    assert_eq!(total(json!({"id": [format!("{prefix}.missing")]})).await, 0);
+}
+
 #[tokio::test]
 async fn flow_run_transitions_emit_events() {
     let app = spawn_app().await;
