@@ -542,7 +542,7 @@ pub async fn occurrences(c: &impl ConnectionTrait, backend: Backend, filter: &Ev
 
 #[cfg(test)]
 mod tests {
-    use prefect_domain::events::{EventRelatedFilter, OneOrMany};
+    use prefect_domain::events::{EventAnyResourceFilter, EventRelatedFilter, OneOrMany};
     use sea_orm::TransactionTrait;
 
     use super::*;
@@ -614,6 +614,60 @@ mod tests {
         let mut found = found;
         found.sort_by_key(|e| e.id);
         assert_eq!(found, expected);
+    }
+
+    /// A database written before events stopped getting a row for their own resource
+    /// (role `""`) answers as a new one: each event is counted once whichever way it
+    /// matches, and related filters still skip the old rows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resource_rows_of_an_events_own_resource_from_older_databases_change_nothing() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:00:00.5Z").expect("now").to_utc();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = migrated_sqlite(&dir).await;
+        let batch = vec![event(Uuid::now_v7(), 1, None), event(Uuid::now_v7(), 2, None)];
+        let rows = SqliteEventRows::new(batch.clone()).expect("encode");
+        assert_eq!(db.write_direct(move |txn| rows.insert(txn, now)).await.expect("insert"), 2);
+        let own_rows = |db: &crate::Database| {
+            let sql = "SELECT count(*) FROM event_resources WHERE resource_role = ''";
+            let reader = db.reader().clone();
+            async move {
+                let row = reader.query_one_raw(sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Sqlite, sql)).await.expect("count");
+                row.expect("a row").try_get_by_index::<i64>(0).expect("count")
+            }
+        };
+        assert_eq!(own_rows(&db).await, 0, "new events get rows for their related resources only");
+
+        let any_resource = |id: &str| EventFilter {
+            any_resource: Some(OneOrMany::One(EventAnyResourceFilter { id: Some(vec![id.to_owned()]), ..Default::default() })),
+            ..Default::default()
+        };
+        let related_to = |id: &str| EventFilter {
+            related: Some(OneOrMany::One(EventRelatedFilter { id: Some(vec![id.to_owned()]), ..Default::default() })),
+            ..Default::default()
+        };
+        let totals = |db: crate::Database| async move {
+            let mut totals = Vec::new();
+            for filter in [any_resource("prefect.flow-run.1"), any_resource("prefect.flow.1"), related_to("prefect.flow-run.1"), related_to("prefect.flow.1")] {
+                totals.push(query(db.reader(), Backend::Sqlite, &filter, 10, 0, now).await.expect("query").1);
+            }
+            totals
+        };
+        let fresh = totals(db.clone()).await;
+        assert_eq!(fresh, vec![1, 2, 0, 2]);
+
+        // What the older code wrote for each event's own resource.
+        let legacy = format!(
+            "INSERT INTO event_resources (id, created, updated, occurred, resource_id, resource_role, resource, event_id) \
+             SELECT randomblob(16), created, updated, occurred, resource_id, '', '{{}}', id FROM events"
+        );
+        db.write(None, move |txn| {
+            let legacy = legacy.clone();
+            Box::pin(async move { txn.execute_unprepared(&legacy).await.map(|_| ()).map_err(crate::Error::from_db) })
+        })
+        .await
+        .expect("rows as older databases hold them");
+        assert_eq!(own_rows(&db).await, 2);
+        assert_eq!(totals(db.clone()).await, fresh);
     }
 
     /// A direct job that fails leaves nothing behind, and the writer goes on.
