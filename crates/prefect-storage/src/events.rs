@@ -656,16 +656,11 @@ mod tests {
         assert_eq!(fresh, vec![1, 2, 0, 2]);
 
         // What the older code wrote for each event's own resource.
-        let legacy = format!(
-            "INSERT INTO event_resources (id, created, updated, occurred, resource_id, resource_role, resource, event_id) \
-             SELECT randomblob(16), created, updated, occurred, resource_id, '', '{{}}', id FROM events"
-        );
-        db.write(None, move |txn| {
-            let legacy = legacy.clone();
-            Box::pin(async move { txn.execute_unprepared(&legacy).await.map(|_| ()).map_err(crate::Error::from_db) })
-        })
-        .await
-        .expect("rows as older databases hold them");
+        let legacy = "INSERT INTO event_resources (id, created, updated, occurred, resource_id, resource_role, resource, event_id) \
+                      SELECT randomblob(16), created, updated, occurred, resource_id, '', '{}', id FROM events";
+        db.write(None, move |txn| Box::pin(async move { txn.execute_unprepared(legacy).await.map(|_| ()).map_err(crate::Error::from_db) }))
+            .await
+            .expect("rows as older databases hold them");
         assert_eq!(own_rows(&db).await, 2);
         assert_eq!(totals(db.clone()).await, fresh);
     }
