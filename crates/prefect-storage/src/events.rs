@@ -298,6 +298,38 @@ fn resource_rows(condition: Condition) -> SelectStatement {
     event_resources::Entity::find().select_only().column(event_resources::Column::EventId).filter(condition).into_query()
 }
 
+/// `column` within the filter's window.
+fn occurred_between(column: impl ColumnTrait, since: DateTime, until: DateTime) -> Condition {
+    Condition::all().add(column.gte(since)).add(column.lte(until))
+}
+
+/// One table's resource columns against a resource criterion: any of `ids`, any of
+/// `prefixes`, and every label of `labels` (`table` is `events` or `event_resources`).
+fn resource_matches(
+    backend: Backend,
+    table: &str,
+    id_column: impl ColumnTrait,
+    ids: Option<&[String]>,
+    prefixes: Option<&[String]>,
+    labels: Option<&ResourceSpecification>,
+) -> Condition {
+    let mut all = Condition::all();
+    if let Some(ids) = ids {
+        all = all.add(id_column.is_in(ids.iter().cloned()));
+    }
+    if let Some(prefixes) = prefixes {
+        let mut any = Condition::any().add(Expr::cust("1 = 0"));
+        for p in prefixes {
+            any = any.add(id_column.starts_with(p));
+        }
+        all = all.add(any);
+    }
+    if let Some(labels) = labels {
+        all = all.add(labels_condition(backend, &format!("\"{table}\".\"resource\""), &format!("\"{table}\".\"resource_id\""), labels));
+    }
+    all
+}
+
 /// Ids of the events in the window that involve a resource matching `f`: as a related
 /// resource (a row in `event_resources`) or as their own (on `events`). One subquery
 /// (a `UNION ALL` of the two), so the outer query still looks its events up by id and
@@ -305,47 +337,31 @@ fn resource_rows(condition: Condition) -> SelectStatement {
 fn any_resource_ids(backend: Backend, f: &EventAnyResourceFilter, since: DateTime, until: DateTime) -> SelectStatement {
     use event_resources::Column as R;
     use events::Column as C;
-    let mut related = Condition::all().add(R::Occurred.gte(since)).add(R::Occurred.lte(until));
-    let mut own = Condition::all().add(C::Occurred.gte(since)).add(C::Occurred.lte(until));
-    if let Some(ids) = &f.id {
-        related = related.add(R::ResourceId.is_in(ids.iter().cloned()));
-        own = own.add(C::ResourceId.is_in(ids.iter().cloned()));
-    }
-    if let Some(prefixes) = &f.id_prefix {
-        let (mut related_any, mut own_any) = (Condition::any().add(Expr::cust("1 = 0")), Condition::any().add(Expr::cust("1 = 0")));
-        for p in prefixes {
-            related_any = related_any.add(R::ResourceId.starts_with(p));
-            own_any = own_any.add(C::ResourceId.starts_with(p));
-        }
-        related = related.add(related_any);
-        own = own.add(own_any);
-    }
+    let mut related = occurred_between(R::Occurred, since, until);
     // An event's own resource has no role (Prefect gives roles to related resources only),
     // so a role criterion admits it only when it asks for the empty role.
     let mut own_can_match = true;
-    if let Some(labels) = &f.labels {
-        let mut spec = labels.clone();
-        if let Some(roles) = spec.0.remove(RESOURCE_ROLE) {
-            let roles: Vec<String> = roles.values().into_iter().map(str::to_owned).collect();
-            own_can_match = roles.iter().any(String::is_empty);
-            related = related.add(R::ResourceRole.is_in(roles));
-        }
-        related = related.add(labels_condition(backend, "\"event_resources\".\"resource\"", "\"event_resources\".\"resource_id\"", &spec));
-        own = own.add(labels_condition(backend, "\"events\".\"resource\"", "\"events\".\"resource_id\"", &spec));
+    let mut labels = f.labels.clone();
+    if let Some(roles) = labels.as_mut().and_then(|spec| spec.0.remove(RESOURCE_ROLE)) {
+        let roles: Vec<String> = roles.values().into_iter().map(str::to_owned).collect();
+        own_can_match = roles.iter().any(String::is_empty);
+        related = related.add(R::ResourceRole.is_in(roles));
     }
-    let mut ids = resource_rows(related);
+    let (ids, prefixes) = (f.id.as_deref(), f.id_prefix.as_deref());
+    let mut rows = resource_rows(related.add(resource_matches(backend, "event_resources", R::ResourceId, ids, prefixes, labels.as_ref())));
     if own_can_match {
-        ids.union(UnionType::All, events::Entity::find().select_only().column(C::Id).filter(own).into_query());
+        let own = occurred_between(C::Occurred, since, until).add(resource_matches(backend, "events", C::ResourceId, ids, prefixes, labels.as_ref()));
+        rows.union(UnionType::All, events::Entity::find().select_only().column(C::Id).filter(own).into_query());
     }
-    ids
+    rows
 }
 
 /// The SQL conditions of an event filter.
 pub fn condition(backend: Backend, filter: &EventFilter, now: DateTime) -> Condition {
     use events::Column as C;
     let (since, until) = filter.window(now);
-    let mut cond = Condition::all().add(C::Occurred.gte(since)).add(C::Occurred.lte(until));
-    let window = || Condition::all().add(event_resources::Column::Occurred.gte(since)).add(event_resources::Column::Occurred.lte(until));
+    let mut cond = occurred_between(C::Occurred, since, until);
+    let window = || occurred_between(event_resources::Column::Occurred, since, until);
     if let Some(name) = &filter.event {
         if let Some(prefixes) = &name.prefix {
             let mut any = Condition::any().add(Expr::cust("1 = 0"));
@@ -367,19 +383,7 @@ pub fn condition(backend: Backend, filter: &EventFilter, now: DateTime) -> Condi
         }
     }
     if let Some(resource) = &filter.resource {
-        if let Some(ids) = &resource.id {
-            cond = cond.add(C::ResourceId.is_in(ids.iter().cloned()));
-        }
-        if let Some(prefixes) = &resource.id_prefix {
-            let mut any = Condition::any().add(Expr::cust("1 = 0"));
-            for p in prefixes {
-                any = any.add(C::ResourceId.starts_with(p));
-            }
-            cond = cond.add(any);
-        }
-        if let Some(labels) = &resource.labels {
-            cond = cond.add(labels_condition(backend, "\"events\".\"resource\"", "\"events\".\"resource_id\"", labels));
-        }
+        cond = cond.add(resource_matches(backend, "events", C::ResourceId, resource.id.as_deref(), resource.id_prefix.as_deref(), resource.labels.as_ref()));
     }
     if let Some(related) = &filter.related {
         for f in related.as_slice() {
